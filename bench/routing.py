@@ -1,0 +1,174 @@
+"""Routing latency over the federated catalog: index lookup + ``route`` at 10k, 100k and 1M capabilities.
+
+    .venv/bin/python -m bench.routing                      # 10k, 100k, 1M
+    .venv/bin/python -m bench.routing --sizes 10000,100000
+    .venv/bin/python -m bench.routing --quick              # CI smoke: 10k, 60 needs
+
+For each size: generate the synthetic federation (bench/synthetic.py), build the snapshot with a
+``CatalogBuilder`` (build time), measure memory (RSS growth per 100k capabilities, rows + index), then
+route a few hundred realistic needs the way the gateway does -- ``snapshot.candidates(...)`` for the
+need's quantity kind, effective service kind and SI range, then ``route(...)``; when nothing covers the
+whole range, a second lookup with ``partial=True`` gives the router its split material -- and print
+p50/p99 next to the goals. Also: the cost of one live upsert at that size against a full rebuild, and a few
+searches. Figures only, no assertions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gc
+import os
+import statistics
+import sys
+import time
+
+from bench.synthetic import make_capabilities, make_centres, make_needs
+from metrofed.domain.catalog import Catalog, CatalogBuilder, Stamp, adequacy_probe
+
+GOALS_P99_MS = {100_000: 2.0, 1_000_000: 10.0}
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def pct(xs: list[float], p: float) -> float:
+    if not xs:
+        return float("nan")
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(round(p / 100.0 * (len(s) - 1))))]
+
+
+def _need_objects(n: int, today: dt.date):
+    from metrofed.domain.capability import DomainError
+    from metrofed.domain.need import need_from_fields
+
+    out, bad = [], 0
+    for kw in make_needs(n):
+        try:
+            out.append(need_from_fields(**kw, today=today))
+        except DomainError:
+            bad += 1
+    return out, bad
+
+
+def route_once(snap, need, centres, load, today, *, prune: bool):
+    from metrofed.domain.routing import effective_service_kind, route
+
+    sk = effective_service_kind(need)[0]
+    probe = adequacy_probe(need) if prune else None
+    t0 = time.perf_counter()
+    cands = snap.candidates(need.quantity_kind, (sk,), need.lo_si, need.hi_si, u95_at=probe)
+    t1 = time.perf_counter()
+    dec = route(need, cands, centres, load, today)
+    n = len(cands)
+    if not dec.candidates:  # the split needs pieces: what overlaps the range
+        more = snap.candidates(need.quantity_kind, (sk,), need.lo_si, need.hi_si, partial=True)
+        dec = route(need, more, centres, load, today)
+        n += len(more)
+    t2 = time.perf_counter()
+    return t1 - t0, t2 - t0, n, dec
+
+
+def bench_size(n: int, n_needs: int, centres_n: int = 60) -> dict:
+    today = dt.date(2026, 11, 27)
+    gc.collect()
+    rss0 = rss_mb()
+    t = time.perf_counter()
+    centres = make_centres(centres_n)
+    caps = make_capabilities(n, centres)
+    gen_s = time.perf_counter() - t
+    rss1 = rss_mb()
+    t = time.perf_counter()
+    b = CatalogBuilder()
+    for p in centres:
+        b.upsert_centre(p, Stamp(0))
+    for i, c in enumerate(caps):
+        b.upsert_capability(c, Stamp(i))
+    feed_s = time.perf_counter() - t
+    t = time.perf_counter()
+    cat = Catalog()
+    cat.install(b)
+    build_s = time.perf_counter() - t
+    del b
+    gc.collect()
+    rss2 = rss_mb()
+    snap = cat.current()
+    print(f"  {n:>9,} capabilities / {centres_n} centres: generated in {gen_s:.1f} s; builder fed in "
+          f"{feed_s:.2f} s ({n / feed_s:,.0f} events/s), index built in {build_s:.2f} s")
+    per100k = 100_000 / n
+    print(f"    memory: rows {(rss1 - rss0) * per100k:,.0f} MB + index {(rss2 - rss1) * per100k:,.0f} MB "
+          f"= {(rss2 - rss0) * per100k:,.0f} MB per 100k capabilities (RSS growth)")
+
+    needs, bad = _need_objects(n_needs, today)
+    load = {p.centre_id: (i % 10) / 10.0 for i, p in enumerate(centres)}
+    centres_map = snap.centres
+    res = {"n": n, "build_s": build_s, "mem_per_100k_mb": (rss2 - rss0) * per100k}
+    for prune in (False, True):
+        idx_ms, tot_ms, counts, served, split = [], [], [], 0, 0
+        for need in needs:  # warm-up pass, then the measured one
+            route_once(snap, need, centres_map, load, today, prune=prune)
+        for need in needs:
+            a, b_, k, dec = route_once(snap, need, centres_map, load, today, prune=prune)
+            idx_ms.append(a * 1e3)
+            tot_ms.append(b_ * 1e3)
+            counts.append(k)
+            served += bool(dec.candidates)
+            split += bool(dec.split)
+        goal = GOALS_P99_MS.get(n)
+        verdict = "" if goal is None else (f"  goal p99 <= {goal:g} ms: "
+                                           f"{'MET' if pct(tot_ms, 99) <= goal else 'MISSED'}")
+        label = "lookup pruned by U bound" if prune else "lookup by kind + range"
+        print(f"    route [{label}] {len(needs)} needs ({bad} invalid skipped): "
+              f"p50 {pct(tot_ms, 50):.2f} ms, p99 {pct(tot_ms, 99):.2f} ms, max {max(tot_ms):.2f} ms "
+              f"(index alone p50 {pct(idx_ms, 50):.3f} / p99 {pct(idx_ms, 99):.3f} ms); candidates handed to "
+              f"route: median {statistics.median(counts):.0f}, p99 {pct(counts, 99):.0f}; "
+              f"{served} served, {split} split{verdict}")
+        res["pruned" if prune else "plain"] = {"p50": pct(tot_ms, 50), "p99": pct(tot_ms, 99),
+                                               "idx_p99": pct(idx_ms, 99),
+                                               "cand_median": statistics.median(counts)}
+
+    # one live upsert (a revision) at this size, against the full build
+    ups = []
+    for i in range(0, min(n, 400 * 97), 97):
+        c = caps[i]
+        rev = type(c)(**{**{f: getattr(c, f) for f in c.__slots__}, "version": c.version + 1,
+                         "lead_time_days": c.lead_time_days + 1})
+        t = time.perf_counter()
+        cat.upsert_capability(rev, Stamp(n + i))
+        ups.append((time.perf_counter() - t) * 1e3)
+    print(f"    live upsert (revision, copy-on-write): p50 {pct(ups, 50):.3f} ms, p99 {pct(ups, 99):.3f} ms "
+          f"vs full build {build_s * 1e3:,.0f} ms ({build_s * 1e3 / max(pct(ups, 50), 1e-9):,.0f}x)")
+    res["upsert_p50_ms"] = pct(ups, 50)
+
+    snap = cat.current()
+    qs = ["扭矩扳手", "torque wrench", "压力变送器", "JJG 52", "pressure transmitter Hangzhou", "校准热电偶"]
+    out = []
+    for q in qs:
+        t = time.perf_counter()
+        r = snap.search(q, limit=20)
+        out.append(f"{q!r} {r.total:,} hits {(time.perf_counter() - t) * 1e3:.0f} ms")
+    print("    search: " + "; ".join(out))
+    del caps, cat, snap
+    gc.collect()
+    return res
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    ap = argparse.ArgumentParser(prog="python -m bench.routing", description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", default="10000,100000,1000000", help="comma-separated capability counts")
+    ap.add_argument("--needs", type=int, default=300, help="needs routed per size")
+    ap.add_argument("--quick", action="store_true", help="CI smoke: 10k capabilities, 60 needs")
+    a = ap.parse_args(argv)
+    sizes = [10_000] if a.quick else [int(s) for s in a.sizes.split(",") if s.strip()]
+    n_needs = 60 if a.quick else a.needs
+    print(f"routing benchmark (python {sys.version.split()[0]}, {os.cpu_count()} CPUs); goals: p99 <= 2 ms at "
+          f"100k, <= 10 ms at 1M (index lookup + route)")
+    return [bench_size(n, n_needs) for n in sizes]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""Entry point of the enterprise-facing gateway.
+
+    python -m gateway [--ready-file PATH]
+
+Starts: migrations, outbox relay, catalog feed (rebuild from offset 0), gRPC server (NOT_SERVING until
+the catalog's first rebuild is installed), status consumer, silence sweeper. SIGTERM stops it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import os
+import sys
+import threading
+from pathlib import Path
+
+from sqlalchemy.orm import sessionmaker
+
+from metrofed import telemetry
+from metrofed.bus import topics
+from metrofed.bus.admin import ensure_topics
+from metrofed.bus.consumer import ConsumerLoop, make_consumer
+from metrofed.bus.producer import make_producer
+from metrofed.config import load_settings
+from metrofed.db.engine import make_engine, upgrade_to_head
+from metrofed.db.outbox import OutboxRelay
+from metrofed.domain.catalog import Catalog
+from metrofed.grpc_server import Server, wait_for_termination_signal
+from metrofed.v1 import gateway_service_pb2, gateway_service_pb2_grpc
+from gateway.app import GatewayApp
+from gateway.catalog_feed import CatalogFeed
+from gateway.grpc_api import GatewayServicer
+from gateway.models import Outbox
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger("metrofed.gateway")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gateway")
+    parser.add_argument("--ready-file", type=Path, help="written with host:port once the gateway is serving")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kafka").setLevel(os.environ.get("KAFKA_LOG_LEVEL", "WARNING"))
+    settings = load_settings(default_database_url="sqlite:///var/gateway/gateway.db")
+    silence = dt.timedelta(seconds=float(os.environ.get("METROFED_SILENCE_SECONDS", "300")))
+    telemetry.setup_tracing("metrofed-gateway", zipkin_endpoint=settings.zipkin_endpoint,
+                            otlp_endpoint=settings.otlp_endpoint)
+
+    engine = make_engine(settings.database_url)
+    upgrade_to_head(engine, MIGRATIONS)
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    ensure_topics(settings.kafka_bootstrap, topics.FEDERATION_TOPICS)
+
+    producer = make_producer(settings.kafka_bootstrap, client_id="gateway")
+    relay = OutboxRelay(sessions, Outbox, producer, poll_seconds=settings.outbox_poll_seconds,
+                        name="outbox-gateway").start()
+    catalog = Catalog()
+    feed = CatalogFeed(settings.kafka_bootstrap, catalog).start()
+    app = GatewayApp(catalog, sessions, on_commit=relay.notify)
+
+    server = Server(settings.listen,
+                    [lambda s: gateway_service_pb2_grpc.add_GatewayServiceServicer_to_server(GatewayServicer(app), s)],
+                    [gateway_service_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name],
+                    token=os.environ.get("METROFED_GATEWAY_TOKEN", ""))
+    server.start()
+    status = ConsumerLoop(make_consumer(settings.kafka_bootstrap, "gateway", "gateway-status",
+                                       [topics.REQUEST_STATUS]),
+                          app.on_status_event, group="gateway", parenting="child", name="status").start()
+
+    stop = threading.Event()
+
+    def sweeper():
+        while not stop.wait(min(silence.total_seconds() / 4, 30)):
+            try:
+                app.sweep_silent(silence)
+            except Exception:  # noqa: BLE001 - next round
+                log.exception("silence sweep failed")
+
+    threading.Thread(target=sweeper, name="silence-sweeper", daemon=True).start()
+
+    catalog.wait_ready()
+    server.set_serving(True)
+    host = settings.listen.rsplit(":", 1)[0]
+    log.info("gateway serving on %s:%d with %d capabilities from %d centres", host, server.port,
+             len(catalog.current()), len(catalog.current().centres))
+    if args.ready_file:
+        args.ready_file.write_text(f"{host}:{server.port}\n")
+
+    wait_for_termination_signal()
+    stop.set()
+    server.stop(grace=5)
+    status.stop()
+    feed.stop()
+    relay.stop()
+    producer.close(timeout=5)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,258 @@
+"""The gateway's use cases: search, route, submit, follow, cancel — and the reaction to centres' status
+events (including failover when a centre declines or stays silent).
+
+State changes and the events they cause are written in one transaction (outbox). Routing itself is the
+pure function metrofed.domain.routing.route over the current catalog snapshot.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+import uuid
+from typing import Callable
+
+from opentelemetry import trace
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from metrofed import telemetry
+from metrofed.bus import topics
+from metrofed.bus.envelope import Decoded
+from metrofed.db.outbox import add_event, already_processed, utcnow
+from metrofed.domain.capability import DomainError, ServiceKind
+from metrofed.domain.catalog import Catalog, CatalogSnapshot
+from metrofed.domain.lifecycle import TERMINAL, RequestState, judge_status_event, transition
+from metrofed.domain.need import Need
+from metrofed.domain.routing import RoutingDecision, route
+from metrofed.errors import Conflict, NotFound, Unavailable
+from metrofed.protoconv import decision_to_proto, need_from_proto, state_from_proto
+from metrofed.v1 import events_pb2, request_pb2
+from gateway.models import HistoryRow, Outbox, ProcessedEvent, RequestRow
+
+log = logging.getLogger(__name__)
+OPEN_STATES = (RequestState.ROUTED.value, RequestState.RECEIVED.value, RequestState.ACCEPTED.value,
+               RequestState.INFO_REQUESTED.value)
+MEASURING_OR_UNSURE = (ServiceKind.VERIFICATION, ServiceKind.CALIBRATION)
+
+
+def _required(value: str, field: str, limit: int) -> str:
+    if not value.strip():
+        raise DomainError(field, "is required")
+    if len(value) > limit:
+        raise DomainError(field, f"is {len(value)} characters long; at most {limit} are allowed")
+    return value
+
+
+class GatewayApp:
+    def __init__(self, catalog: Catalog, sessions: sessionmaker, *, on_commit: Callable[[], None] = lambda: None,
+                 today: Callable[[], dt.date] = dt.date.today, load_ttl_seconds: float = 2.0):
+        self.catalog = catalog
+        self._sessions = sessions
+        self._on_commit = on_commit
+        self._today = today
+        self._load_ttl = load_ttl_seconds
+        self._load: tuple[float, dict[str, float]] = (0.0, {})
+        self._load_lock = threading.Lock()
+
+    # ---- catalog and routing ----------------------------------------------------------------------------
+
+    def snapshot(self) -> CatalogSnapshot:
+        if not self.catalog.ready:
+            raise Unavailable("the federated catalog is still loading from the bus; retry shortly")
+        return self.catalog.current()
+
+    def load(self) -> dict[str, float]:
+        """Open requests per centre as a fraction of that centre's monthly capacity (cached briefly)."""
+        now = time.monotonic()
+        with self._load_lock:
+            if now - self._load[0] < self._load_ttl:
+                return self._load[1]
+        with self._sessions() as s:
+            open_by_centre = dict(s.execute(
+                select(RequestRow.assigned_centre_id, func.count()).where(RequestRow.state.in_(OPEN_STATES))
+                .group_by(RequestRow.assigned_centre_id)).all())
+        snap = self.catalog.current()
+        load = {}
+        for centre_id, n in open_by_centre.items():
+            capacity = sum(c.capacity_per_month for c in snap.capabilities_of(centre_id)) or 1
+            load[centre_id] = n / capacity
+        with self._load_lock:
+            self._load = (now, load)
+        return load
+
+    def route(self, need: Need, exclude_centres: frozenset[str] = frozenset()) -> RoutingDecision:
+        snap = self.snapshot()
+        kinds = (need.service_kind,) if need.service_kind else MEASURING_OR_UNSURE
+        found = snap.candidates(need.quantity_kind, kinds, need.lo_si, need.hi_si, partial=True)
+        if exclude_centres:
+            found = [c for c in found if c.centre_id not in exclude_centres]
+        return route(need, found, snap.centres, self.load(), self._today())
+
+    # ---- requests -----------------------------------------------------------------------------------
+
+    def submit(self, enterprise_id: str, need_msg: request_pb2.Need, idempotency_key: str = "") -> RequestRow:
+        _required(enterprise_id, "enterprise_id", 100)
+        if len(idempotency_key) > 100:
+            raise DomainError("idempotency_key", "at most 100 characters")
+        need = need_from_proto(need_msg, today=self._today())
+        if idempotency_key:
+            prior = self._by_idempotency(enterprise_id, idempotency_key)
+            if prior is not None:
+                return prior
+        decision = self.route(need)
+        request_id = str(uuid.uuid4())
+        span = trace.get_current_span()
+        span.set_attribute("metrofed.request_id", request_id)
+        row = RequestRow(request_id=request_id, enterprise_id=enterprise_id,
+                         idempotency_key=idempotency_key or None, need=need_msg.SerializeToString(),
+                         state=RequestState.SUBMITTED.value, attempt=0, tried_centres=[],
+                         routing=decision_to_proto(decision).SerializeToString(),
+                         trace_id=telemetry.current_trace_id_hex())
+        try:
+            with self._sessions.begin() as s:
+                s.add(row)
+                s.flush()  # the request row first: history rows reference it
+                s.add(HistoryRow(request_id=request_id, state=RequestState.SUBMITTED.value,
+                                 note=f"need: {need.describe()}"))
+                self._assign(s, row, decision, need_msg, note_prefix="")
+        except IntegrityError:
+            prior = self._by_idempotency(enterprise_id, idempotency_key) if idempotency_key else None
+            if prior is None:
+                raise
+            return prior
+        if row.assigned_centre_id:
+            span.set_attribute("metrofed.centre_id", row.assigned_centre_id)
+        self._on_commit()
+        return row
+
+    def _by_idempotency(self, enterprise_id: str, key: str) -> RequestRow | None:
+        with self._sessions() as s:
+            return s.scalar(select(RequestRow).where(RequestRow.enterprise_id == enterprise_id,
+                                                     RequestRow.idempotency_key == key))
+
+    def _assign(self, s: Session, row: RequestRow, decision: RoutingDecision, need_msg, note_prefix: str) -> None:
+        """Sends the request to the best candidate, or records it as a coverage gap."""
+        if not decision.candidates:
+            row.state = transition(RequestState(row.state), RequestState.UNROUTABLE).value
+            reasons = "; ".join(f"{r.centre_id}/{r.capability_id}: {r.reason}" for r in decision.rejected[:5])
+            split = ""
+            if decision.split:
+                split = " A split across centres could cover it: " + ", ".join(
+                    f"{p.centre_id} {p.range_min:g}–{p.range_max:g} {p.unit}" for p in decision.split) + "."
+            s.add(HistoryRow(request_id=row.request_id, state=row.state,
+                             note=f"{note_prefix}no centre can do it (coverage gap). {reasons}{split}".strip()))
+            return
+        best = decision.candidates[0]
+        row.state = transition(RequestState(row.state), RequestState.ROUTED).value
+        row.attempt += 1
+        row.assigned_centre_id, row.assigned_capability_id = best.centre_id, best.capability_id
+        row.tried_centres = [*row.tried_centres, best.centre_id]
+        s.add(HistoryRow(request_id=row.request_id, state=row.state, centre_id=best.centre_id,
+                         note=f"{note_prefix}{best.explanation}"))
+        add_event(s, Outbox, topic=topics.inbox(best.centre_id), key=row.request_id, producer="gateway",
+                  event=events_pb2.RequestRouted(
+                      request_id=row.request_id, enterprise_id=row.enterprise_id, centre_id=best.centre_id,
+                      capability_id=best.capability_id, need=need_msg, attempt=row.attempt,
+                      requested_by="gateway"))
+
+    def get(self, request_id: str) -> tuple[RequestRow, list[HistoryRow]]:
+        _required(request_id, "request_id", 64)
+        with self._sessions() as s:
+            row = s.get(RequestRow, request_id)
+            if row is None:
+                raise NotFound("request", request_id)
+            history = s.scalars(select(HistoryRow).where(HistoryRow.request_id == request_id)
+                                .order_by(HistoryRow.id)).all()
+            return row, list(history)
+
+    def list(self, enterprise_id: str, limit: int = 50) -> list[RequestRow]:
+        _required(enterprise_id, "enterprise_id", 100)
+        if limit < 0:
+            raise DomainError("limit", "must not be negative")
+        with self._sessions() as s:
+            return list(s.scalars(select(RequestRow).where(RequestRow.enterprise_id == enterprise_id)
+                                  .order_by(RequestRow.created_at.desc()).limit(min(limit or 50, 500))))
+
+    def cancel(self, request_id: str, reason: str = "") -> RequestRow:
+        _required(request_id, "request_id", 64)
+        with self._sessions.begin() as s:
+            row = s.get(RequestRow, request_id)
+            if row is None:
+                raise NotFound("request", request_id)
+            current = RequestState(row.state)
+            if current in TERMINAL:
+                raise Conflict(f"request {request_id} is already {current.value}")
+            row.state = transition(current, RequestState.CANCELLED).value
+            s.add(HistoryRow(request_id=request_id, state=row.state, centre_id=row.assigned_centre_id,
+                             note=reason[:2000] or "cancelled by the enterprise"))
+            if row.assigned_centre_id:
+                add_event(s, Outbox, topic=topics.inbox(row.assigned_centre_id), key=request_id, producer="gateway",
+                          event=events_pb2.RequestCancelled(request_id=request_id, centre_id=row.assigned_centre_id,
+                                                            reason=reason[:2000]))
+        self._on_commit()
+        return row
+
+    # ---- centres' status events -----------------------------------------------------------------------
+
+    def on_status_event(self, record, decoded: Decoded | None) -> None:
+        if decoded is None or not isinstance(decoded.event, events_pb2.RequestStatusChanged):
+            return
+        ev = decoded.event
+        span = trace.get_current_span()
+        span.set_attribute("metrofed.request_id", ev.request_id)
+        span.set_attribute("metrofed.centre_id", ev.centre_id)
+        with self._sessions.begin() as s:
+            if already_processed(s, ProcessedEvent, decoded.envelope.event_id, record.topic):
+                return
+            row = s.get(RequestRow, ev.request_id)
+            if row is None:
+                log.warning("status for unknown request %s from %s", ev.request_id, ev.centre_id)
+                return
+            state = state_from_proto(ev.state)
+            verdict = judge_status_event(RequestState(row.state), row.attempt, row.assigned_centre_id,
+                                         state, ev.attempt, ev.centre_id)
+            if not verdict.apply:
+                log.info("ignoring status %s for %s: %s", state.value, ev.request_id, verdict.why)
+                return
+            row.state = state.value
+            if ev.result_certificate:
+                row.result_certificate = ev.result_certificate
+            s.add(HistoryRow(request_id=row.request_id, state=state.value, centre_id=ev.centre_id, note=ev.note))
+            if state is RequestState.DECLINED:
+                self._fail_over(s, row, f"declined by {ev.centre_id} ({ev.note}); ")
+        self._on_commit()
+
+    def _fail_over(self, s: Session, row: RequestRow, why: str) -> None:
+        need_msg = request_pb2.Need.FromString(row.need)
+        need = need_from_proto(need_msg, today=self._today())
+        decision = self.route(need, exclude_centres=frozenset(row.tried_centres))
+        if row.state != RequestState.DECLINED.value:
+            row.state = RequestState.DECLINED.value
+        self._assign(s, row, decision, need_msg, note_prefix=f"failover: {why}")
+        row.routing = decision_to_proto(decision).SerializeToString()
+
+    def sweep_silent(self, silence: dt.timedelta) -> int:
+        """Fails over requests that a centre has not even acknowledged within ``silence``."""
+        cutoff = utcnow() - silence
+        with self._sessions() as s:
+            ids = list(s.scalars(select(RequestRow.request_id).where(
+                RequestRow.state == RequestState.ROUTED.value, RequestRow.updated_at < cutoff).limit(100)))
+        moved = 0
+        for request_id in ids:
+            with self._sessions.begin() as s:
+                row = s.get(RequestRow, request_id)
+                if row is None or row.state != RequestState.ROUTED.value:
+                    continue
+                centre = row.assigned_centre_id
+                s.add(HistoryRow(request_id=request_id, state=RequestState.DECLINED.value, centre_id=centre,
+                                 note=f"no answer from {centre} within {int(silence.total_seconds())}s"))
+                row.state = RequestState.DECLINED.value
+                self._fail_over(s, row, f"{centre} stayed silent; ")
+                moved += 1
+        if moved:
+            self._on_commit()
+        return moved

@@ -1,0 +1,145 @@
+"""Feeds the federated catalog from the compacted centres and capabilities topics.
+
+At start (and on ``request_rebuild``) it reads both topics from offset 0 into a fresh CatalogBuilder
+while the current snapshot keeps serving, and installs the result with one swap once it has caught up
+with the end offsets taken when the rebuild began: the catalog is never empty or half-built. It then
+applies live events one by one (revisions replace, tombstones remove).
+
+No consumer group: every gateway replica reads every record, and the log, not a committed offset, is
+the source of truth. Consumer spans are *links* to the producer (broadcast facts; see bus/tracing.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from kafka import KafkaConsumer
+from kafka.structs import TopicPartition
+
+from metrofed.bus import topics, tracing
+from metrofed.bus.consumer import event_type_of
+from metrofed.bus.envelope import UnknownEvent, unwrap
+from metrofed.domain.capability import DomainError
+from metrofed.domain.catalog import Catalog, CatalogBuilder, Stamp
+from metrofed.protoconv import capability_from_proto, centre_from_proto
+from metrofed.v1 import events_pb2
+
+log = logging.getLogger(__name__)
+TOPICS = (topics.CENTRES, topics.CAPABILITIES)
+
+
+class CatalogFeed:
+    def __init__(self, bootstrap: str, catalog: Catalog, *, client_id: str = "gateway-catalog"):
+        self._bootstrap = bootstrap
+        self._client_id = client_id
+        self.catalog = catalog
+        self._stop = threading.Event()
+        self._rebuild = threading.Event()
+        self._rebuild.set()  # the first thing the thread does
+        self._thread = threading.Thread(target=self._run, name="catalog-feed", daemon=True)
+        self.events_applied = 0
+        self.last_rebuild_seconds = 0.0
+        self.last_rebuild_events = 0
+        self.skipped = 0
+
+    def start(self) -> "CatalogFeed":
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def request_rebuild(self) -> None:
+        self._rebuild.set()
+
+    # ---- the loop -------------------------------------------------------------------------------------
+
+    def _consumer(self) -> tuple[KafkaConsumer, list[TopicPartition]]:
+        consumer = KafkaConsumer(bootstrap_servers=self._bootstrap, client_id=self._client_id,
+                                 group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
+                                 max_poll_records=5000, fetch_max_bytes=64 * 1024 * 1024,
+                                 max_partition_fetch_bytes=16 * 1024 * 1024)
+        parts = []
+        deadline = time.monotonic() + 30
+        for topic in TOPICS:
+            ids = consumer.partitions_for_topic(topic)
+            while not ids:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"topic {topic} has no partitions (not created?)")
+                time.sleep(0.2)
+                ids = consumer.partitions_for_topic(topic)
+            parts += [TopicPartition(topic, p) for p in sorted(ids)]
+        consumer.assign(parts)
+        return consumer, parts
+
+    def _run(self) -> None:
+        consumer = None
+        while not self._stop.is_set():
+            try:
+                if self._rebuild.is_set():
+                    self._rebuild.clear()
+                    fresh = self._rebuild_from_zero()
+                    if consumer is not None:
+                        consumer.close()
+                    consumer = fresh
+                    continue
+                for tp, records in consumer.poll(timeout_ms=200).items():
+                    for record in records:
+                        self._apply_live(record)
+            except Exception:  # noqa: BLE001 - broker hiccup: start over from zero, keep serving
+                log.exception("catalog feed failed; rebuilding in 1s")
+                self._stop.wait(1.0)
+                self._rebuild.set()
+        if consumer is not None:
+            consumer.close()
+
+    def _rebuild_from_zero(self) -> KafkaConsumer:
+        started = time.monotonic()
+        consumer, parts = self._consumer()
+        consumer.seek_to_beginning(*parts)
+        end = consumer.end_offsets(parts)
+        builder = self.catalog.rebuild()
+        n = 0
+        while not self._stop.is_set():
+            if all(consumer.position(tp) >= end[tp] for tp in parts):
+                break
+            for tp, records in consumer.poll(timeout_ms=200).items():
+                for record in records:
+                    self._apply(builder, record)
+                    n += 1
+        self.catalog.install(builder)
+        self.last_rebuild_seconds = time.monotonic() - started
+        self.last_rebuild_events = n
+        log.info("catalog rebuilt from offset 0: %d events in %.2fs, %d capabilities", n,
+                 self.last_rebuild_seconds, len(self.catalog.current()))
+        return consumer
+
+    def _apply_live(self, record) -> None:
+        with tracing.consumer_span(record, "gateway-catalog", "link", event_type_of(record)):
+            self._apply(self.catalog, record)
+        self.events_applied += 1
+
+    def _apply(self, target: Catalog | CatalogBuilder, record) -> None:
+        stamp = Stamp(record.timestamp, record.partition, record.offset)
+        key = (record.key or b"").decode()
+        if record.value is None:
+            if record.topic == topics.CAPABILITIES and "/" in key:
+                centre_id, capability_id = key.split("/", 1)
+                target.remove_capability(centre_id, capability_id, stamp)
+            elif record.topic == topics.CENTRES:
+                target.remove_centre(key, stamp)
+            return
+        try:
+            event = unwrap(record.value).event
+            if isinstance(event, events_pb2.CapabilityPublished):
+                c = event.capability
+                target.upsert_capability(capability_from_proto(c, c.centre_id, c.version), stamp)
+            elif isinstance(event, events_pb2.CentreRegistered):
+                target.upsert_centre(centre_from_proto(event.profile), stamp)
+        except (UnknownEvent, DomainError, ValueError) as exc:
+            # A record the catalog cannot use must not stop the federation: count it, log it, go on.
+            self.skipped += 1
+            log.warning("catalog skipped %s[%d]@%d: %s", record.topic, record.partition, record.offset, exc)

@@ -1,0 +1,141 @@
+"""Starts metrofed's own processes — one per centre, plus the gateway — against a running Kafka.
+
+Used by ``make run`` (infra/demo.py) and by the end-to-end tests, so both exercise the same start-up
+path. Each process runs in its own session (process group) and logs to ``<workdir>/logs/<name>.log``;
+``stop`` sends SIGTERM (graceful: drain outbox, close consumers), then SIGKILL after a grace period.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SEED_DIR = REPO_ROOT / "seed" / "centres"
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen
+    ready_file: Path
+    log_path: Path
+    argv: list[str]
+    env: dict[str, str]
+    endpoint: str = ""
+
+    @property
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+@dataclass
+class Federation:
+    kafka_bootstrap: str
+    workdir: Path
+    zipkin_endpoint: str = ""
+    extra_env: dict[str, str] = field(default_factory=dict)
+    procs: dict[str, Proc] = field(default_factory=dict)
+
+    def _env(self, database_url: str, more: dict[str, str] | None) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("METROFED_TEST_",))}
+        env.update({
+            "KAFKA_BOOTSTRAP": self.kafka_bootstrap,
+            "DATABASE_URL": database_url,
+            "ZIPKIN_ENDPOINT": self.zipkin_endpoint,
+            "METROFED_LISTEN": "127.0.0.1:0",
+            "PYTHONUNBUFFERED": "1",
+            # Spans leave quickly so a trace is complete in Zipkin seconds after a request.
+            "OTEL_BSP_SCHEDULE_DELAY": "500",
+        })
+        env.update(self.extra_env)
+        env.update(more or {})
+        return env
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> Proc:
+        logs = self.workdir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        ready = self.workdir / "run" / f"{name}.ready"
+        ready.parent.mkdir(parents=True, exist_ok=True)
+        ready.unlink(missing_ok=True)
+        log_path = logs / f"{name}.log"
+        with open(log_path, "ab") as log:
+            popen = subprocess.Popen([*argv, "--ready-file", str(ready)], cwd=REPO_ROOT, env=env, stdout=log,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = Proc(name, popen, ready, log_path, argv, env)
+        self.procs[name] = proc
+        return proc
+
+    def start_centre(self, seed_file: Path, *, database_url: str | None = None,
+                     env: dict[str, str] | None = None) -> Proc:
+        centre_id = seed_file.stem
+        db = database_url or f"sqlite:///{self.workdir / 'db' / f'{centre_id}.db'}"
+        return self._spawn(f"centre-{centre_id}", [sys.executable, "-m", "services.centre", "--seed", str(seed_file)],
+                           self._env(db, env))
+
+    def start_gateway(self, *, database_url: str | None = None, env: dict[str, str] | None = None,
+                      name: str = "gateway") -> Proc:
+        db = database_url or f"sqlite:///{self.workdir / 'db' / f'{name}.db'}"
+        return self._spawn(name, [sys.executable, "-m", "gateway"], self._env(db, env))
+
+    def restart(self, name: str, env: dict[str, str] | None = None) -> Proc:
+        """Starts a stopped process again with the same arguments and database."""
+        old = self.procs[name]
+        new_env = {k: v for k, v in old.env.items() if not k.startswith("METROFED_TEST_")}
+        new_env.update(env or {})
+        return self._spawn(name, old.argv, new_env)
+
+    def wait_ready(self, *names: str, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        pending = list(names or self.procs)
+        while pending:
+            for name in list(pending):
+                proc = self.procs[name]
+                if proc.ready_file.exists() and proc.ready_file.read_text().strip():
+                    proc.endpoint = proc.ready_file.read_text().strip()
+                    pending.remove(name)
+                elif not proc.alive:
+                    raise RuntimeError(f"{name} exited with {proc.popen.returncode}:\n{proc.log_tail()}")
+            if pending and time.monotonic() > deadline:
+                raise TimeoutError(f"not ready after {timeout}s: {pending}\n"
+                                   + "\n".join(f"--- {n}:\n{self.procs[n].log_tail(15)}" for n in pending))
+            if pending:
+                time.sleep(0.1)
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        proc = self.procs[name]
+        try:
+            os.killpg(proc.popen.pid, sig)
+        except ProcessLookupError:
+            pass
+        proc.popen.wait(30)
+
+    def stop(self, *names: str, grace: float = 15.0) -> None:
+        targets = [self.procs[n] for n in (names or list(self.procs))]
+        for proc in targets:
+            if proc.alive:
+                try:
+                    os.killpg(proc.popen.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + grace
+        for proc in targets:
+            try:
+                proc.popen.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(proc.popen.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.popen.wait(10)

@@ -1,0 +1,1 @@
+"""The Kafka event bus: topic names, the envelope codec, trace propagation, producers and consumers."""

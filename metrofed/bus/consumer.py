@@ -1,0 +1,128 @@
+"""A Kafka consumer loop with at-least-once delivery and idempotent handlers.
+
+When offsets are committed: only after every record of a polled batch has been handled *and* the
+handler's database transaction has committed. A crash before that re-delivers the records; handlers
+de-duplicate on the envelope's event id (metrofed.db.outbox.already_processed), so each effect happens
+once. A handler that fails for a transient reason (database down) makes the loop seek back to that
+record and retry with backoff; it is never skipped. A record that cannot be decoded, or whose event
+type this build does not know, is logged and skipped: retrying would not change it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable
+
+from google.protobuf.message import DecodeError
+from kafka import KafkaConsumer
+from kafka.structs import OffsetAndMetadata, TopicPartition
+
+from metrofed.bus import tracing
+from metrofed.bus.envelope import Decoded, UnknownEvent, unwrap
+
+log = logging.getLogger(__name__)
+
+# handler(record, decoded) -- decoded is None for a tombstone (null value).
+Handler = Callable[[object, Decoded | None], None]
+
+
+def make_consumer(bootstrap: str, group: str, client_id: str, topics: list[str]) -> KafkaConsumer:
+    return KafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        client_id=client_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=200,
+        session_timeout_ms=10000,
+        heartbeat_interval_ms=3000,
+    )
+
+
+def event_type_of(record) -> str:
+    for k, v in record.headers or ():
+        if k == "metrofed-event-type" and v is not None:
+            return v.decode()
+    return ""
+
+
+class ConsumerLoop:
+    def __init__(self, consumer: KafkaConsumer, handler: Handler, *, group: str,
+                 parenting: tracing.Parenting = "child", name: str = "consumer"):
+        self._consumer = consumer
+        self._handler = handler
+        self._group = group
+        self._parenting = parenting
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.handled = 0
+
+    def start(self) -> "ConsumerLoop":
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+        try:
+            self._consumer.close(autocommit=False)
+        except Exception:  # noqa: BLE001 - closing a consumer whose broker is gone
+            log.warning("consumer close failed", exc_info=True)
+
+    def _run(self) -> None:
+        backoff = 0.2
+        while not self._stop.is_set():
+            try:
+                batches = self._consumer.poll(timeout_ms=200)
+            except Exception:  # noqa: BLE001 - broker unreachable: kafka-python reconnects by itself
+                log.exception("poll failed")
+                self._stop.wait(1.0)
+                continue
+            failed = False
+            for tp, records in batches.items():
+                if failed:  # not handled this round: rewind so the next poll returns them again
+                    self._consumer.seek(tp, records[0].offset)
+                    continue
+                done = self._handle_partition(tp, records)
+                if done is not None:
+                    self._consumer.commit({tp: OffsetAndMetadata(done + 1, None, -1)})
+                if done != records[-1].offset:
+                    self._consumer.seek(tp, records[0].offset if done is None else done + 1)
+                    failed = True
+            if failed:
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+            else:
+                backoff = 0.2
+
+    def _handle_partition(self, tp: TopicPartition, records) -> int | None:
+        """Handles records in order; returns the offset of the last one handled (None if none)."""
+        last = None
+        for record in records:
+            if self._stop.is_set():
+                break
+            try:
+                self.handle_record(record)
+            except Exception:  # noqa: BLE001 - transient: retried from this record
+                log.exception("handler failed at %s[%d]@%d; will retry", tp.topic, tp.partition, record.offset)
+                return last
+            last = record.offset
+        return last
+
+    def handle_record(self, record) -> None:
+        event_type = event_type_of(record)
+        with tracing.consumer_span(record, self._group, self._parenting, event_type) as span:
+            if record.value is None:
+                self._handler(record, None)
+            else:
+                try:
+                    decoded = unwrap(record.value)
+                except (UnknownEvent, DecodeError) as exc:
+                    log.warning("skipping %s[%d]@%d: %r", record.topic, record.partition, record.offset, exc)
+                    span.set_attribute("metrofed.skipped", repr(exc))
+                    return
+                span.set_attribute("messaging.message.id", decoded.envelope.event_id)
+                self._handler(record, decoded)
+        self.handled += 1

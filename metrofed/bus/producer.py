@@ -1,0 +1,19 @@
+"""Kafka producer settings: nothing is acknowledged before every in-sync replica has it."""
+
+from __future__ import annotations
+
+from kafka import KafkaProducer
+
+
+def make_producer(bootstrap: str, client_id: str) -> KafkaProducer:
+    return KafkaProducer(
+        bootstrap_servers=bootstrap,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=2,
+        retries=2147483647,
+        max_in_flight_requests_per_connection=5,
+        request_timeout_ms=15000,
+        max_block_ms=15000,
+    )

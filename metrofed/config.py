@@ -1,0 +1,55 @@
+"""All configuration, read once from the environment, failing fast with a message that names the variable."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+class ConfigError(RuntimeError):
+    pass
+
+
+def _env(name: str, default: str | None = None) -> str:
+    value = os.environ.get(name, default)
+    if value is None or value == "":
+        raise ConfigError(f"environment variable {name} is required")
+    return value
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"environment variable {name}={raw!r} is not a number") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka_bootstrap: str
+    database_url: str
+    listen: str  # host:port of the gRPC server; port 0 picks a free one
+    zipkin_endpoint: str  # empty: no Zipkin export
+    otlp_endpoint: str  # OTEL_EXPORTER_OTLP_ENDPOINT; when set, wins over Zipkin
+    outbox_poll_seconds: float
+    # Test-only fault injection: kill this process with SIGKILL right after the inbox transaction
+    # commits and before the Kafka offset is committed (see tests/e2e/test_crash_recovery.py).
+    crash_after_inbox_commit: bool
+
+
+def load_settings(default_database_url: str) -> Settings:
+    listen = os.environ.get("METROFED_LISTEN", "127.0.0.1:0")
+    if ":" not in listen:
+        raise ConfigError(f"METROFED_LISTEN={listen!r} must be host:port")
+    return Settings(
+        kafka_bootstrap=_env("KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
+        database_url=_env("DATABASE_URL", default_database_url),
+        listen=listen,
+        zipkin_endpoint=os.environ.get("ZIPKIN_ENDPOINT", "http://127.0.0.1:9411/api/v2/spans"),
+        otlp_endpoint=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
+        outbox_poll_seconds=_env_float("METROFED_OUTBOX_POLL_SECONDS", 0.2),
+        crash_after_inbox_commit=os.environ.get("METROFED_TEST_CRASH_AFTER_INBOX_COMMIT") == "1",
+    )

@@ -1,0 +1,82 @@
+"""The life of a service request, as the gateway and the centres both see it.
+
+One state machine for both sides: the gateway holds the enterprise's view, a centre its inbox item.
+Status events can arrive twice (at-least-once bus) or late (from a centre the request has since failed
+over from); ``apply_status`` decides, purely, whether an event changes anything.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class RequestState(str, enum.Enum):
+    SUBMITTED = "submitted"
+    ROUTED = "routed"
+    RECEIVED = "received"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    INFO_REQUESTED = "info_requested"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    UNROUTABLE = "unroutable"
+
+
+TERMINAL = frozenset({RequestState.COMPLETED, RequestState.CANCELLED, RequestState.UNROUTABLE})
+
+_ALLOWED: dict[RequestState, frozenset[RequestState]] = {
+    RequestState.SUBMITTED: frozenset({RequestState.ROUTED, RequestState.UNROUTABLE, RequestState.CANCELLED}),
+    RequestState.ROUTED: frozenset({RequestState.RECEIVED, RequestState.ACCEPTED, RequestState.DECLINED,
+                                    RequestState.INFO_REQUESTED, RequestState.CANCELLED}),
+    RequestState.RECEIVED: frozenset({RequestState.ACCEPTED, RequestState.DECLINED,
+                                      RequestState.INFO_REQUESTED, RequestState.CANCELLED}),
+    RequestState.INFO_REQUESTED: frozenset({RequestState.ACCEPTED, RequestState.DECLINED,
+                                            RequestState.CANCELLED}),
+    RequestState.ACCEPTED: frozenset({RequestState.COMPLETED, RequestState.CANCELLED}),
+    # DECLINED is transient at the gateway: it fails over (ROUTED again) or gives up (UNROUTABLE).
+    RequestState.DECLINED: frozenset({RequestState.ROUTED, RequestState.UNROUTABLE, RequestState.CANCELLED}),
+    RequestState.COMPLETED: frozenset(),
+    RequestState.CANCELLED: frozenset(),
+    RequestState.UNROUTABLE: frozenset(),
+}
+
+
+class InvalidTransition(Exception):
+    def __init__(self, current: RequestState, wanted: RequestState):
+        super().__init__(f"a request in state {current.value} cannot become {wanted.value}")
+        self.current = current
+        self.wanted = wanted
+
+
+def can_transition(current: RequestState, wanted: RequestState) -> bool:
+    return wanted in _ALLOWED[current]
+
+
+def transition(current: RequestState, wanted: RequestState) -> RequestState:
+    if not can_transition(current, wanted):
+        raise InvalidTransition(current, wanted)
+    return wanted
+
+
+@dataclass(frozen=True)
+class StatusVerdict:
+    apply: bool
+    why: str
+
+
+def judge_status_event(current: RequestState, current_attempt: int, assigned_centre: str,
+                       event_state: RequestState, event_attempt: int, event_centre: str) -> StatusVerdict:
+    """Whether a centre's status event should change the gateway's request.
+
+    Events from an earlier attempt (a centre we already failed over from) or from a centre that is not
+    the assigned one are ignored; so are repeats and moves the state machine does not allow.
+    """
+    if event_centre != assigned_centre or event_attempt != current_attempt:
+        return StatusVerdict(False, f"stale: attempt {event_attempt} at {event_centre}, "
+                                    f"request is on attempt {current_attempt} at {assigned_centre}")
+    if event_state == current:
+        return StatusVerdict(False, "duplicate")
+    if not can_transition(current, event_state):
+        return StatusVerdict(False, f"{current.value} -> {event_state.value} not allowed")
+    return StatusVerdict(True, "ok")

@@ -1,0 +1,101 @@
+"""Entry point: one process per centre.
+
+    python -m services.centre --seed seed/centres/sh-icv.yaml
+
+Starts, in order: database migrations, the outbox relay, the gRPC server (health NOT_SERVING), the
+profile and seed capabilities (through the outbox), the inbox consumer; then reports SERVING. SIGTERM
+stops it in reverse order, draining what was committed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from sqlalchemy.orm import sessionmaker
+
+from metrofed import telemetry
+from metrofed.bus import topics
+from metrofed.bus.admin import ensure_topics
+from metrofed.bus.consumer import ConsumerLoop, make_consumer
+from metrofed.bus.producer import make_producer
+from metrofed.config import load_settings
+from metrofed.db.engine import make_engine, upgrade_to_head
+from metrofed.db.outbox import OutboxRelay
+from metrofed.grpc_server import Server, wait_for_termination_signal
+from metrofed.seed import load_seed_file
+from metrofed.v1 import centre_service_pb2, centre_service_pb2_grpc
+from services.centre.app import CentreApp
+from services.centre.grpc_api import CentreServicer
+from services.centre.models import Outbox
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger("metrofed.centre")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.centre", description=__doc__.split("\n")[0])
+    parser.add_argument("--seed", required=True, type=Path, help="the centre's profile and seed capabilities (YAML)")
+    parser.add_argument("--ready-file", type=Path, help="written with host:port once the centre is serving")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kafka").setLevel(os.environ.get("KAFKA_LOG_LEVEL", "WARNING"))
+
+    seed = load_seed_file(args.seed)
+    centre_id = seed.profile.centre_id
+    settings = load_settings(default_database_url=f"sqlite:///var/centres/{centre_id}.db")
+    telemetry.setup_tracing(f"metrofed-centre-{centre_id}", zipkin_endpoint=settings.zipkin_endpoint,
+                            otlp_endpoint=settings.otlp_endpoint, attributes={"metrofed.centre_id": centre_id})
+
+    engine = make_engine(settings.database_url)
+    upgrade_to_head(engine, MIGRATIONS)
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    ensure_topics(settings.kafka_bootstrap, [*topics.FEDERATION_TOPICS, topics.inbox_spec(centre_id)])
+
+    producer = make_producer(settings.kafka_bootstrap, client_id=f"centre-{centre_id}")
+    relay = OutboxRelay(sessions, Outbox, producer, poll_seconds=settings.outbox_poll_seconds,
+                        name=f"outbox-{centre_id}").start()
+    app = CentreApp(seed.profile, sessions, on_commit=relay.notify)
+
+    servicer = CentreServicer(app)
+    server = Server(settings.listen,
+                    [lambda s: centre_service_pb2_grpc.add_CentreServiceServicer_to_server(servicer, s)],
+                    [centre_service_pb2.DESCRIPTOR.services_by_name["CentreService"].full_name],
+                    token=os.environ.get("METROFED_CENTRE_TOKEN", ""))
+    host = settings.listen.rsplit(":", 1)[0]
+    servicer.endpoint = app._endpoint = f"{host}:{server.port}"
+    server.start()
+
+    app.ensure_registered()
+    seeded = app.seed(seed.capabilities)
+
+    def on_inbox(record, decoded):
+        app.on_inbox_event(record, decoded)
+        if settings.crash_after_inbox_commit and decoded is not None:
+            log.warning("test fault injection: SIGKILL after the inbox commit, before the offset commit")
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    group = f"centre-{centre_id}"
+    inbox = ConsumerLoop(make_consumer(settings.kafka_bootstrap, group, group, [topics.inbox(centre_id)]),
+                         on_inbox, group=group, parenting="child", name="inbox").start()
+    server.set_serving(True)
+    log.info("centre %s serving on %s:%d (%d seed capabilities published)", centre_id, host, server.port, seeded)
+    if args.ready_file:
+        args.ready_file.write_text(f"{host}:{server.port}\n")
+
+    wait_for_termination_signal()
+    log.info("stopping")
+    server.stop(grace=5)
+    inbox.stop()
+    relay.stop()
+    producer.close(timeout=5)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

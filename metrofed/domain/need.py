@@ -318,8 +318,10 @@ def need_from_fields(
         if tv >= 100:
             raise DomainError("need.tolerance.value", f"{tv:g} % is not a tolerance")
         tol = Tolerance(tk, tv, "%")
-    if tk in (ToleranceKind.PERCENT_OF_FULL_SCALE, ToleranceKind.ACCURACY_CLASS) and hi_si == lo_si == 0:
-        raise DomainError("need.range.max", "a % of full scale tolerance needs a range with a full scale")
+    if tk is not ToleranceKind.ABSOLUTE and max(abs(lo), abs(hi)) == 0:
+        raise DomainError("need.tolerance.value",
+                          f"a {tk.value.replace('_', ' ')} tolerance is zero on the range {lo:g}–{hi:g} {canon}; "
+                          f"give it in {canon}")
 
     # decision rule
     if isinstance(decision_rule, DecisionRule):

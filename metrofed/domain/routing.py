@@ -375,7 +375,7 @@ def route(
         if ratio < req:
             rejected.append(Rejection(
                 cid, capid, ReasonCode.UNCERTAINTY_INADEQUATE,
-                f"at the worst point {_fmt(need.from_si(x))} {n_unit} ({_band_text(bands[bi])}) "
+                f"at the worst point {_fmt(_point_in_need_unit(need, x))} {n_unit} ({_band_text(bands[bi])}) "
                 f"U = {_fmt(need.delta_from_si(u95))} {n_unit} against a tolerance of "
                 f"±{_fmt(need.delta_from_si(t))} {n_unit}: TUR {_fmt(ratio)}:1 < {_fmt(req)}:1 ({rule_text})"))
             continue
@@ -491,19 +491,29 @@ def _rank(need: Need, eligible: list[tuple], wts: ScoreWeights, days_left: int |
         explanation = (
             f"{name} [{cap.centre_id}/{cap.capability_id} v{cap.version}, {SERVICE_KIND_ZH[cap.service_kind]} "
             f"{cap.method_code}]: {bands_txt} covers {_fmt(need.range_min)}–{_fmt(need.range_max)} {n_unit}; "
-            f"worst point {_fmt(need.from_si(x))} {n_unit} in {_band_text(cap.bands[bi])}: "
+            f"worst point {_fmt(_point_in_need_unit(need, x))} {n_unit} in {_band_text(cap.bands[bi])}: "
             f"U = {_fmt(need.delta_from_si(u95))} {n_unit} (k=2, 95 %) against tolerance "
             f"±{_fmt(need.delta_from_si(t))} {n_unit}, TUR {tur_txt}:1 ≥ {_fmt(req)}:1 required ({rule_text}); "
             f"{where}; {timing}; price ¥{_fmt(price)}; load {ld:.0%}; score {score:.3f}."
         )
         out.append(Candidate(
             centre_id=cap.centre_id, capability_id=cap.capability_id, capability_version=cap.version,
-            band_indexes=used, worst_point=need.from_si(x), worst_point_unit=n_unit,
+            band_indexes=used, worst_point=_point_in_need_unit(need, x), worst_point_unit=n_unit,
             u_at_worst=need.delta_from_si(u95), tolerance_at_worst=need.delta_from_si(t), tur=ratio,
             score=score, explanation=explanation, missed_deadline=missed,
         ))
     out.sort(key=lambda c: (-c.score, c.centre_id, c.capability_id))
     return out
+
+
+def _point_in_need_unit(need: Need, x_si: float) -> float:
+    """SI point back in the need's unit, snapped to the requested limits (no 1000.0000000000001 ℃)."""
+    eps = 1e-9 * max(abs(need.lo_si), abs(need.hi_si), 1e-300)
+    if abs(x_si - need.lo_si) <= eps:
+        return need.range_min
+    if abs(x_si - need.hi_si) <= eps:
+        return need.range_max
+    return need.from_si(x_si)
 
 
 def _greedy_split(need: Need, ev: _Eval, pieces: list[tuple]) -> list[SplitPart]:
@@ -528,8 +538,8 @@ def _greedy_split(need: Need, ev: _Eval, pieces: list[tuple]) -> list[SplitPart]
         end = b if b < hi else hi
         w = ev.worst(cap.bands, idxs, cur, end)
         used = tuple(sorted(i for i in idxs if cap.bands[i].hi_si > cur + eps and cap.bands[i].lo_si < end - eps))
-        parts.append(SplitPart(cap.centre_id, cap.capability_id, cap.version, need.from_si(cur),
-                               need.from_si(end), need.display_unit, used, w[0]))
+        parts.append(SplitPart(cap.centre_id, cap.capability_id, cap.version, _point_in_need_unit(need, cur),
+                               _point_in_need_unit(need, end), need.display_unit, used, w[0]))
         if end >= hi - eps:
             return parts
         cur = end

@@ -92,9 +92,13 @@ class QuantityKind:
     display_unit: str = ""  # the unit a person would expect to read (defaults to si_unit)
 
 
+_KIND_DIMS: dict[str, object] = {}  # kind -> pint dimensionality container (compare these, not strings)
+
+
 def _k(name, dim_unit, si, zh, en, **kw) -> QuantityKind:
-    dim = str(UREG.Unit(dim_unit).dimensionality)
-    return QuantityKind(name=name, dimensionality=dim, si_unit=si, zh=zh, en=en, **kw)
+    dim = UREG.Unit(dim_unit).dimensionality
+    _KIND_DIMS[name] = dim
+    return QuantityKind(name=name, dimensionality=str(dim), si_unit=si, zh=zh, en=en, **kw)
 
 
 QUANTITY_KINDS: dict[str, QuantityKind] = {
@@ -336,27 +340,27 @@ def infer_kind(unit: str) -> str | None:
     rpm -> rotational_speed, Hz -> frequency, deg/s -> angular_velocity, % -> dimensionless."""
     canon = parse_unit(unit)
     u = _unit(canon)
-    dim = str(u.dimensionality)
+    dim = u.dimensionality
     rp = _radian_power(canon)
     names = set(dict(u._units))  # noqa: SLF001
-    if dim == QUANTITY_KINDS["torque"].dimensionality:
+    if dim == _KIND_DIMS["torque"]:
         if any("watt" in n or n in ("kilowatt_hour", "watt_hour", "electron_volt") for n in names):
             return "electrical_energy"
         if any(n.endswith("joule") or n in ("calorie", "kilocalorie", "erg", "british_thermal_unit") for n in names):
             return "energy"
         return "torque"  # N*m is ambiguous between torque and energy: default torque (brief)
-    if dim == QUANTITY_KINDS["frequency"].dimensionality:
+    if dim == _KIND_DIMS["frequency"]:
         if rp:
             revs = any("revolution" in n or n in ("turn", "cycle") for n in names)
             return "rotational_speed" if revs else "angular_velocity"
         return "frequency"
-    if dim == "dimensionless":
+    if dim == _KIND_DIMS["dimensionless"]:
         if rp == 1:
             return "angle"
         return "dimensionless"
-    for q in QUANTITY_KINDS.values():
-        if q.dimensionality == dim:
-            return q.name
+    for name, kdim in _KIND_DIMS.items():
+        if kdim == dim:
+            return name
     return None
 
 
@@ -368,8 +372,8 @@ def check_kind(unit: str, kind: str, *, field: str = "unit") -> str:
         raise DomainError(field, f"unknown quantity kind {kind!r}; one of {', '.join(sorted(QUANTITY_KINDS))}")
     canon = parse_unit(unit, field=field)
     u = _unit(canon)
-    dim = str(u.dimensionality)
-    if dim != q.dimensionality:
+    dim = u.dimensionality
+    if dim != _KIND_DIMS[kind]:
         raise UnitError(
             field,
             f"unit {unit!r} measures {dim}, not {q.en} ({q.zh}, {q.dimensionality}, e.g. {q.si_unit})",
@@ -399,7 +403,7 @@ def _compute_factor(unit: str, kind: str | None) -> tuple[float, float]:
     if kind is None:
         kind = infer_kind(canon)
     q = QUANTITY_KINDS.get(kind) if kind else None
-    if q is not None and q.dimensionality == "[temperature]" or str(u.dimensionality) == "[temperature]":
+    if u.dimensionality == _KIND_DIMS["temperature"]:
         zero = UREG.Quantity(0.0, u).to("kelvin").magnitude
         one = UREG.Quantity(1.0, u).to("kelvin").magnitude
         return one - zero, zero

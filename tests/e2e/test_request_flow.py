@@ -1,0 +1,152 @@
+"""One enterprise request through the real federation: gateway → Kafka → centre → Kafka → gateway."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+
+import grpc
+import pytest
+
+from infra.federation import Federation
+from metrofed import client
+from metrofed.v1 import centre_service_pb2 as cs
+from metrofed.v1 import gateway_service_pb2 as gw
+from metrofed.v1 import request_pb2 as rq
+from tests.e2e.conftest import pressure_need, wait_for_catalog, wait_for_state
+
+pytestmark = pytest.mark.e2e
+
+
+def zipkin_trace(zipkin, trace_id: str, want_services: set[str], timeout: float = 30.0) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    spans: list[dict] = []
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{zipkin.url}/api/v2/trace/{trace_id}", timeout=5) as resp:
+                spans = json.loads(resp.read())
+        except OSError:
+            spans = []
+        services = {s.get("localEndpoint", {}).get("serviceName") for s in spans}
+        kinds = {s.get("kind") for s in spans}
+        if want_services <= services and {"SERVER", "PRODUCER", "CONSUMER"} <= kinds and len(spans) >= 5:
+            return spans
+        time.sleep(0.5)
+    raise AssertionError(f"trace {trace_id} incomplete after {timeout}s: "
+                         f"{sorted((s.get('localEndpoint', {}).get('serviceName'), s.get('kind'), s.get('name')) for s in spans)}")
+
+
+def test_request_is_accepted_and_is_one_trace_across_gateway_bus_and_centre(gateway, zipkin):
+    sub = gateway.SubmitRequest(gw.SubmitRequestRequest(enterprise_id="e2e-trace", need=pressure_need()), timeout=10)
+    req = sub.request
+    assert req.state == rq.REQUEST_STATE_ROUTED, req
+    centre = req.assigned_centre_id
+    assert centre and req.routing.candidates[0].centre_id == centre
+    assert "TUR" in req.routing.candidates[0].explanation
+    done = wait_for_state(gateway, req.request_id, rq.REQUEST_STATE_ACCEPTED)
+    assert [rq.RequestState.Name(h.state) for h in done.history][-1] == "REQUEST_STATE_ACCEPTED"
+
+    gateway_svc, centre_svc = "metrofed-gateway", f"metrofed-centre-{centre}"
+    spans = zipkin_trace(zipkin, req.trace_id, {gateway_svc, centre_svc})
+    assert {s["traceId"] for s in spans} == {req.trace_id}
+    by_id = {s["id"]: s for s in spans}
+
+    def svc(s):
+        return s["localEndpoint"]["serviceName"]
+
+    server = [s for s in spans if svc(s) == gateway_svc and s.get("kind") == "SERVER"]
+    assert server and server[0]["tags"].get("rpc.system") == "grpc"
+    assert server[0]["tags"].get("metrofed.request_id") == req.request_id
+    centre_consume = [s for s in spans if svc(s) == centre_svc and s.get("kind") == "CONSUMER"]
+    assert centre_consume, "the centre's inbox consumer span is missing"
+    parent = by_id.get(centre_consume[0].get("parentId"))
+    assert parent is not None and parent.get("kind") == "PRODUCER" and svc(parent) == gateway_svc
+    assert centre_consume[0]["tags"]["messaging.system"] == "kafka"
+    assert centre_consume[0]["tags"]["messaging.destination.name"] == f"metrofed.inbox.{centre}.v1"
+    gateway_consume = [s for s in spans if svc(s) == gateway_svc and s.get("kind") == "CONSUMER"]
+    assert gateway_consume, "the gateway's status consumer span is missing"
+    assert gateway_consume[0]["tags"].get("metrofed.centre_id") == centre
+    status_producer = by_id.get(gateway_consume[0].get("parentId"))
+    assert status_producer is not None and svc(status_producer) == centre_svc
+    assert any(svc(s) == centre_svc and "tags" in s and s["tags"].get("db.system") for s in spans), \
+        "no SQLAlchemy span from the centre"
+
+
+BAD_NEEDS = [
+    ("need.measurand", dict(instrument_type="", measurand="")),
+    ("need.range.unit", dict(range=rq.MeasuringRange(min=0, max=25, unit="megapascalz"))),
+    ("need.range.max", dict(range=rq.MeasuringRange(min=30, max=25, unit="MPa"))),
+    ("need.measurand", dict(measurand="x" * 1_000_000)),
+    ("need.quantity", dict(quantity=-3)),
+    ("need.tolerance.value", dict(tolerance=rq.Tolerance(kind=rq.TOLERANCE_KIND_PERCENT_OF_READING, value=0))),
+    ("need.range.unit", dict(range=rq.MeasuringRange(min=0, max=25, unit="N*m"),
+                             instrument_type="pressure transmitter", quantity_kind="pressure")),
+]
+
+
+@pytest.mark.parametrize("field,change", BAD_NEEDS, ids=[f"{f}-{i}" for i, (f, _) in enumerate(BAD_NEEDS)])
+def test_bad_input_is_invalid_argument_naming_the_field_and_changes_nothing(gateway, field, change):
+    need = pressure_need()
+    for k, v in change.items():
+        if isinstance(v, (rq.MeasuringRange, rq.Tolerance)):
+            getattr(need, k).CopyFrom(v)
+        else:
+            setattr(need, k, v)
+    enterprise = f"e2e-bad-{field}"
+    before = gateway.ListRequests(gw.ListRequestsRequest(enterprise_id=enterprise), timeout=5).requests
+    with pytest.raises(grpc.RpcError) as err:
+        gateway.SubmitRequest(gw.SubmitRequestRequest(enterprise_id=enterprise, need=need), timeout=10)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field in err.value.details()
+    after = gateway.ListRequests(gw.ListRequestsRequest(enterprise_id=enterprise), timeout=5).requests
+    assert len(after) == len(before)
+    # The gateway still serves good requests afterwards.
+    ok = gateway.RouteNeed(gw.RouteNeedRequest(need=pressure_need()), timeout=10)
+    assert ok.decision.candidates
+
+
+def test_withdrawn_capability_leaves_search_and_routing_within_a_second(federation, gateway):
+    need = rq.Need(instrument_type="torque wrench", range=rq.MeasuringRange(min=20, max=200, unit="N·m"),
+                   tolerance=rq.Tolerance(kind=rq.TOLERANCE_KIND_PERCENT_OF_READING, value=4), city="常州")
+    before = gateway.RouteNeed(gw.RouteNeedRequest(need=need), timeout=10).decision
+    target = next(c for c in before.candidates if c.centre_id == "cz-rail")
+    hits = gateway.SearchCatalog(gw.SearchCatalogRequest(text="torque wrench", centre_id="cz-rail"), timeout=5).hits
+    assert target.capability_id in {h.capability.capability_id for h in hits}
+
+    centre = client.centre(federation.procs["centre-cz-rail"].endpoint)
+    t0 = time.monotonic()
+    centre.WithdrawCapability(cs.WithdrawCapabilityRequest(capability_id=target.capability_id,
+                                                           reason="torque wrench tester out for repair"), timeout=5)
+    gone_at = None
+    while time.monotonic() - t0 < 10:
+        hits = gateway.SearchCatalog(gw.SearchCatalogRequest(text="torque wrench", centre_id="cz-rail"), timeout=5).hits
+        routed = gateway.RouteNeed(gw.RouteNeedRequest(need=need), timeout=10).decision
+        if target.capability_id not in {h.capability.capability_id for h in hits} and \
+                (target.centre_id, target.capability_id) not in {(c.centre_id, c.capability_id) for c in routed.candidates}:
+            gone_at = time.monotonic() - t0
+            break
+        time.sleep(0.02)
+    print(f"withdrawal visible at the gateway after {gone_at}s")
+    assert gone_at is not None and gone_at < 1.0, f"withdrawal took {gone_at}s to reach the gateway"
+    listed = centre.ListCapabilities(cs.ListCapabilitiesRequest(), timeout=5).capabilities
+    assert target.capability_id not in {c.capability_id for c in listed}
+
+
+def test_gateway_started_from_an_empty_database_rebuilds_the_same_catalog(federation: Federation, gateway):
+    first = gateway.SearchCatalog(gw.SearchCatalogRequest(limit=200), timeout=10)
+    fed = federation
+    fed.start_gateway(name="gateway-fresh")
+    try:
+        fed.wait_ready("gateway-fresh", timeout=60)
+        fresh = client.gateway(fed.procs["gateway-fresh"].endpoint)
+        wait_for_catalog(fresh, 1)
+        second = fresh.SearchCatalog(gw.SearchCatalogRequest(limit=200), timeout=10)
+
+        def view(res):
+            return sorted((h.capability.centre_id, h.capability.capability_id, h.capability.version) for h in res.hits)
+
+        assert first.total == second.total > 0
+        assert view(first) == view(second)
+    finally:
+        fed.stop("gateway-fresh")

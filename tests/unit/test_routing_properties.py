@@ -1,0 +1,184 @@
+"""Property tests of the router: band joining, TUR monotonicity, worst-point correctness, unit invariance,
+determinism under shuffling."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from metrofed.domain.capability import (
+    Capability,
+    CentreProfile,
+    ExpandedUncertainty,
+    LegalAuthorisations,
+    RangeBand,
+    ServiceKind,
+    Site,
+    Text,
+)
+from metrofed.domain.need import need_from_fields
+from metrofed.domain.routing import ReasonCode, route
+from metrofed.domain.units import delta_to_si, to_si
+
+TODAY = dt.date(2026, 11, 27)
+CENTRE_IDS = ["c-a", "c-b", "c-c", "c-d"]
+CENTRES = {
+    cid: CentreProfile(cid, Text(zh=cid), "", Text("上海", "Shanghai"), Text("上海", "Shanghai"),
+                       authorisations=LegalAuthorisations(verification=frozenset({"JJG 52-2013"})))
+    for cid in CENTRE_IDS
+}
+
+
+def band(lo, hi, unit="MPa", rel=0.0, abs_=0.0, abs_unit="Pa", kind="pressure"):
+    u = ExpandedUncertainty(relative=rel, absolute=abs_, absolute_unit=abs_unit,
+                            absolute_si=delta_to_si(abs_, abs_unit, kind) if abs_ else 0.0)
+    return RangeBand(lo, hi, unit, u, to_si(lo, unit, kind), to_si(hi, unit, kind))
+
+
+def cap(cid, capid, bands, kind="pressure", service=ServiceKind.CALIBRATION, price=100.0, lead=5, capacity=100,
+        site=Site.LAB, method="JJF 1xxx"):
+    return Capability(cid, capid, 1, service, kind, Text(en=kind), Text(en="x"), method, tuple(bands), site=site,
+                      lead_time_days=lead, price_cny=price, capacity_per_month=capacity)
+
+
+def pressure_need(lo, hi, tol=1.0, tol_unit="MPa", **kw):
+    return need_from_fields(instrument_type="pressure transmitter", unit="MPa", range_min=lo, range_max=hi,
+                            tolerance_value=tol, tolerance_unit=tol_unit, **kw)
+
+
+# ---------------------------------------------------------------- band joining
+
+int_band = st.tuples(st.integers(0, 20), st.integers(0, 6)).map(lambda t: (t[0], t[0] + t[1]))
+
+
+@given(st.lists(int_band, min_size=1, max_size=5), st.integers(0, 20), st.integers(0, 8))
+def test_covered_iff_union_of_adjacent_bands_contains_range(bands, lo, width):
+    hi = lo + width
+    c = cap("c-a", "cap", [band(a, b, abs_=1.0) for a, b in bands])  # U = 1 Pa: TUR never limits
+    d = route(pressure_need(lo, hi, tol=1.0), [c], CENTRES, {}, TODAY)
+    # oracle: with integer limits, [lo, hi] is in the union iff every integer and half-integer point is
+    pts = [lo + i / 2 for i in range(2 * width + 1)]
+    covered = all(any(a <= x <= b for a, b in bands) for x in pts)
+    if covered:
+        assert [x.capability_id for x in d.candidates] == ["cap"], d.rejected
+    else:
+        assert not d.candidates
+        assert d.rejected[0].reason_code is ReasonCode.RANGE_NOT_COVERED
+
+
+# ---------------------------------------------------------------- TUR monotonic and worst point
+
+unc = st.tuples(st.floats(0, 0.01), st.floats(0, 5e3)).filter(lambda t: t[0] > 0 or t[1] > 0)
+tol_kind = st.sampled_from(["MPa", "%", "%FS", "class"])
+
+
+@settings(max_examples=200)
+@given(st.lists(st.tuples(int_band, unc), min_size=1, max_size=4), st.integers(0, 20), st.integers(0, 8),
+       st.floats(0.001, 5), st.floats(0.05, 1.0), tol_kind, st.sampled_from(["tur", "jjf1094"]))
+def test_tightening_tolerance_never_makes_ineligible_eligible(bands, lo, width, tol, shrink, tk, rule):
+    hi = lo + width
+    c = cap("c-a", "cap", [band(a, b, rel=r, abs_=ab) for (a, b), (r, ab) in bands])
+    assume(tk == "MPa" or hi > 0)
+    wide = route(pressure_need(lo, hi, tol, tk, decision_rule=rule), [c], CENTRES, {}, TODAY)
+    tight = route(pressure_need(lo, hi, tol * shrink, tk, decision_rule=rule), [c], CENTRES, {}, TODAY)
+    if tight.candidates:
+        assert wide.candidates
+        assert wide.candidates[0].tur >= tight.candidates[0].tur * (1 - 1e-12)
+
+
+@settings(max_examples=200)
+@given(st.integers(-500, 15000).map(lambda i: i / 10), st.integers(0, 8000).map(lambda i: i / 10),
+       st.floats(0, 0.01), st.floats(0, 2.0), st.floats(0.1, 10),
+       st.sampled_from(["℃", "%"]))
+def test_worst_point_is_the_minimum_ratio_over_the_range(lo, width, rel, absu, tol, tk):
+    """Brute force: T/U sampled over the range never falls below the reported TUR (temperatures in ℃,
+    so % of reading and relative U count from 0 ℃, not from 0 K)."""
+    assume(rel > 0 or absu > 0)
+    hi = lo + width
+    assume(tk == "℃" or max(abs(lo), abs(hi)) > 0)  # % of reading of a 0 ℃-only range is refused by need
+    b = band(-100, 2500, unit="°C", rel=rel, abs_=absu, abs_unit="delta_degC", kind="temperature")
+    c = cap("c-a", "tc", [b], kind="temperature")
+    need = need_from_fields(instrument_type="thermometer", unit="℃", range_min=lo, range_max=hi, tolerance_value=tol,
+                            tolerance_unit=tk, min_ratio=1e-9)
+    d = route(need, [c], CENTRES, {}, TODAY)
+    assert d.candidates, d.rejected
+    tur = d.candidates[0].tur
+    fs = max(abs(lo), abs(hi))
+    floor = 0.1 * fs if (tk == "%" and lo <= 0 <= hi) else 0.0
+    for i in range(201):
+        x = lo + width * i / 200
+        if tk == "%" and abs(x) < floor:
+            continue
+        t = tol / 100 * abs(x) if tk == "%" else tol
+        u = rel * abs(x) + absu
+        if u > 0 and t > 0:
+            assert tur <= t / u * (1 + 1e-9) + 1e-12, (x, t / u, tur)
+
+
+# ---------------------------------------------------------------- unit invariance
+
+
+@given(st.integers(0, 50), st.integers(1, 50), st.floats(0.01, 2))
+def test_same_need_in_kpa_and_mpa_routes_the_same(lo, width, tol):
+    caps = [cap("c-a", "p1", [band(0, 25, rel=2e-4, abs_=2.0), band(25, 100, rel=5e-4)]),
+            cap("c-b", "p2", [band(10, 160, rel=5e-4, abs_=500.0)])]
+    a = route(pressure_need(lo, lo + width, tol, "%FS"), caps, CENTRES, {}, TODAY)
+    b = route(need_from_fields(instrument_type="pressure transmitter", unit="千帕", range_min=lo * 1000,
+                               range_max=(lo + width) * 1000, tolerance_value=tol, tolerance_unit="%FS"),
+              caps, CENTRES, {}, TODAY)
+    assert [(c.capability_id, round(c.tur, 9)) for c in a.candidates] == \
+           [(c.capability_id, round(c.tur, 9)) for c in b.candidates]
+    assert [r.reason_code for r in a.rejected] == [r.reason_code for r in b.rejected]
+
+
+# ---------------------------------------------------------------- determinism
+
+cap_spec = st.tuples(
+    st.sampled_from(CENTRE_IDS), st.lists(st.tuples(int_band, unc), min_size=1, max_size=3),
+    st.sampled_from([ServiceKind.CALIBRATION, ServiceKind.VERIFICATION]), st.integers(50, 500),
+    st.integers(0, 20), st.integers(0, 50), st.sampled_from(list(Site)),
+)
+
+
+@settings(max_examples=100)
+@given(st.lists(cap_spec, min_size=1, max_size=12), st.integers(0, 20), st.integers(0, 8), st.floats(0.05, 5),
+       st.randoms(use_true_random=False), st.dictionaries(st.sampled_from(CENTRE_IDS), st.floats(0, 1.2)))
+def test_shuffling_candidates_does_not_change_the_decision(specs, lo, width, tol, rnd, load):
+    caps = [cap(cid, f"cap-{i}", [band(a, b, rel=r, abs_=ab) for (a, b), (r, ab) in bs], service=sk, price=price,
+                lead=lead, capacity=capacity, site=site, method="JJG 52-2013")
+            for i, (cid, bs, sk, price, lead, capacity, site) in enumerate(specs)]
+    need = pressure_need(lo, lo + width, tol, "MPa", deadline=TODAY + dt.timedelta(days=7))
+    first = route(need, caps, CENTRES, load, TODAY)
+    shuffled = list(caps)
+    rnd.shuffle(shuffled)
+    second = route(need, iter(shuffled), CENTRES, load, TODAY)  # any iterable, consumed once
+    assert first == second
+
+
+def test_split_prefers_fewest_parts():
+    caps = [cap("c-a", "lo", [band(0, 10, abs_=1.0)]), cap("c-b", "mid", [band(8, 20, abs_=1.0)]),
+            cap("c-c", "short", [band(9, 12, abs_=1.0)]), cap("c-d", "hi", [band(19, 40, abs_=1.0)]),
+            cap("c-c", "long", [band(5, 30, abs_=1.0)])]
+    d = route(pressure_need(0, 40, 1.0), caps, CENTRES, {}, TODAY)
+    assert not d.candidates
+    assert [(p.capability_id, p.range_min, p.range_max) for p in d.split] == [("lo", 0, 10), ("long", 10, 30),
+                                                                             ("hi", 30, 40)]
+
+
+def test_large_candidate_list_is_linear_and_fast_enough():
+    rng = random.Random(7)
+    caps = []
+    for i in range(20000):
+        lo = rng.uniform(-1, 50)
+        caps.append(cap(CENTRE_IDS[i % 4], f"c{i}", [band(lo, lo + rng.uniform(1, 100), rel=rng.uniform(0, 1e-3),
+                                                           abs_=rng.uniform(0, 1e3))]))
+    need = pressure_need(10, 20, 0.1, "%FS")
+    import time
+    t0 = time.perf_counter()
+    d = route(need, caps, CENTRES, {}, TODAY)
+    elapsed = time.perf_counter() - t0
+    assert len(d.candidates) + len(d.rejected) == len(caps)
+    assert elapsed < 2.0, elapsed  # generous: ~0.1 s expected on a 2-vCPU box

@@ -180,7 +180,7 @@ class GatewayApp:
     def cancel(self, request_id: str, reason: str = "") -> RequestRow:
         _required(request_id, "request_id", 64)
         with self._sessions.begin() as s:
-            row = s.get(RequestRow, request_id)
+            row = s.get(RequestRow, request_id, with_for_update=True)
             if row is None:
                 raise NotFound("request", request_id)
             current = RequestState(row.state)
@@ -208,7 +208,7 @@ class GatewayApp:
         with self._sessions.begin() as s:
             if already_processed(s, ProcessedEvent, decoded.envelope.event_id, record.topic):
                 return
-            row = s.get(RequestRow, ev.request_id)
+            row = s.get(RequestRow, ev.request_id, with_for_update=True)
             if row is None:
                 log.warning("status for unknown request %s from %s", ev.request_id, ev.centre_id)
                 return
@@ -244,7 +244,7 @@ class GatewayApp:
         moved = 0
         for request_id in ids:
             with self._sessions.begin() as s:
-                row = s.get(RequestRow, request_id)
+                row = s.get(RequestRow, request_id, with_for_update=True)  # replicas sweep too
                 if row is None or row.state != RequestState.ROUTED.value:
                     continue
                 centre = row.assigned_centre_id

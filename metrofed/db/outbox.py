@@ -119,8 +119,11 @@ class OutboxRelay:
 
     def relay_once(self) -> int:
         with self._sessions() as session:
+            # SKIP LOCKED lets several replicas (gateways sharing PostgreSQL) relay without sending a row
+            # twice at once; SQLite has no row locks and one writer, so it ignores the clause.
             rows = session.scalars(
                 select(self._cls).where(self._cls.sent_at.is_(None)).order_by(self._cls.id).limit(self._batch)
+                .with_for_update(skip_locked=True)
             ).all()
             if not rows:
                 return 0

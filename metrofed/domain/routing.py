@@ -152,6 +152,7 @@ def _same_place(need_place: str, text) -> bool:
 
 
 _DIM_OK: dict[tuple[str, str], bool] = {}
+_DIM_OK_TRUE: set[tuple[str, str]] = set()  # fast membership for the common case
 
 
 def _unit_fits(unit: str, kind: str) -> bool:
@@ -164,6 +165,8 @@ def _unit_fits(unit: str, kind: str) -> bool:
         except ValueError:
             ok = False
         _DIM_OK[key] = ok
+        if ok:
+            _DIM_OK_TRUE.add(key)
     return ok
 
 
@@ -308,9 +311,13 @@ def route(
     today: _dt.date,
     *,
     weights: ScoreWeights = WEIGHTS,
+    max_candidates: int | None = None,
 ) -> RoutingDecision:
     """Rank the capabilities that can serve ``need``; explain every rejection; propose a split when
-    no single capability covers the range. Pure: same inputs (in any order) -> same decision."""
+    no single capability covers the range. Pure: same inputs (in any order) -> same decision.
+
+    ``max_candidates`` keeps only the best N candidates (all are scored; explanations are built only for
+    those kept), for callers that show a short list from a large catalog."""
     sk, legal_required, regulation, legal_reason = effective_service_kind(need)
     req = need.decision_rule.required_ratio
     ev = _Eval(need, req)
@@ -327,7 +334,7 @@ def route(
 
     eligible: list[tuple] = []  # (cap, centre, idxs, worst, load)
     rejected: list[Rejection] = []
-    pieces: list[tuple] = []  # split material: (start, end, cap, idxs, ratio)
+    partial: list[tuple] = []  # (cap, segments) covering part of the range: split material
     rule_text = need.decision_rule.describe()
 
     for cap in candidates:
@@ -342,42 +349,40 @@ def route(
                                       f"measures {cap.quantity_kind or 'nothing'}, the need is {qk}"))
             continue
         bands = cap.bands
-        if not bands or not all(_unit_fits(b.unit, qk) for b in bands):
+        units_ok = bool(bands)
+        for b in bands:
+            if (b.unit, qk) not in _DIM_OK_TRUE and not _unit_fits(b.unit, qk):
+                units_ok = False
+                break
+        if not units_ok:
             rejected.append(Rejection(cid, capid, ReasonCode.QUANTITY_KIND,
                                       f"band units {', '.join(sorted({b.unit for b in bands})) or '(none)'} "
                                       f"do not measure {qk}"))
             continue
-        # Cheap pre-check before joining bands.
         segs = _segments(bands, eps)
         cover = None
         for s_lo, s_hi, idxs in segs:
             if s_lo <= lo + eps and s_hi >= hi - eps:
                 cover = idxs
                 break
-        centre = centres.get(cid)
         if cover is None:
-            reason = _not_covered_text(need, bands, segs)
-            rejected.append(Rejection(cid, capid, ReasonCode.RANGE_NOT_COVERED, reason))
-            # Split material: parts of the range this capability covers adequately and may take.
-            for s_lo, s_hi, idxs in segs:
-                a = s_lo if s_lo > lo else lo
-                b = s_hi if s_hi < hi else hi
-                if b - a <= eps:
-                    continue
-                if _route_blocker(cap, centre, sk, reg_required, need_site, load, qty) is not None:
+            rejected.append(Rejection(cid, capid, ReasonCode.RANGE_NOT_COVERED, _not_covered_text(need, segs)))
+            # Split material, evaluated only if no single capability qualifies (after the loop).
+            for s_lo, s_hi, _ in segs:
+                if (s_hi if s_hi < hi else hi) - (s_lo if s_lo > lo else lo) > eps:
+                    partial.append((cap, segs))
                     break
-                r = ev.worst(bands, idxs, a, b)
-                if r[0] >= req:
-                    pieces.append((a, b, cap, idxs, r[0]))
             continue
+        centre = centres.get(cid)
         w = ev.worst(bands, cover, lo, hi)
         ratio, x, bi, u95, t = w
         if ratio < req:
             rejected.append(Rejection(
                 cid, capid, ReasonCode.UNCERTAINTY_INADEQUATE,
-                f"at the worst point {_fmt(_point_in_need_unit(need, x))} {n_unit} ({_band_text(bands[bi])}) "
-                f"U = {_fmt(need.delta_from_si(u95))} {n_unit} against a tolerance of "
-                f"±{_fmt(need.delta_from_si(t))} {n_unit}: TUR {_fmt(ratio)}:1 < {_fmt(req)}:1 ({rule_text})"))
+                f"at the worst point {_point_in_need_unit(need, x):.6g} {n_unit} "
+                f"(band {bands[bi].min:.6g}–{bands[bi].max:.6g} {_disp(bands[bi].unit)}) "
+                f"U = {need.delta_from_si(u95):.4g} {n_unit} against a tolerance of "
+                f"±{need.delta_from_si(t):.4g} {n_unit}: TUR {ratio:.3g}:1 < {req:g}:1 ({rule_text})"))
             continue
         blocker = _route_blocker(cap, centre, sk, reg_required, need_site, load, qty)
         if blocker is not None:
@@ -387,9 +392,22 @@ def route(
                [i for i in cover if bands[i].lo_si <= lo + eps and bands[i].hi_si >= hi - eps]
         eligible.append((cap, centre, tuple(sorted(used)), w, float(load.get(cid, 0.0))))
 
-    candidates_out = _rank(need, eligible, weights, days_left, req, rule_text)
+    candidates_out = _rank(need, eligible, weights, days_left, req, rule_text, max_candidates)
     split: list[SplitPart] = []
-    if not candidates_out and pieces:
+    if not candidates_out and partial:
+        # Parts of the range each capability covers adequately and may legally/physically take.
+        pieces: list[tuple] = []  # (start, end, cap, band idxs, ratio)
+        for cap, segs in partial:
+            if _route_blocker(cap, centres.get(cap.centre_id), sk, reg_required, need_site, load, qty) is not None:
+                continue
+            for s_lo, s_hi, idxs in segs:
+                a = s_lo if s_lo > lo else lo
+                b = s_hi if s_hi < hi else hi
+                if b - a <= eps:
+                    continue
+                r = ev.worst(cap.bands, idxs, a, b)
+                if r[0] >= req:
+                    pieces.append((a, b, cap, idxs, r[0]))
         split = _greedy_split(need, ev, pieces)
     rejected.sort(key=lambda r: (r.centre_id, r.capability_id, r.reason_code.value))
     return RoutingDecision(service_kind=sk, legal_note=legal_note, candidates=candidates_out, rejected=rejected,
@@ -444,66 +462,88 @@ def _route_blocker(cap: Capability, centre: CentreProfile | None, sk: ServiceKin
     return None
 
 
-def _not_covered_text(need: Need, bands: tuple[RangeBand, ...], segs) -> str:
+def _not_covered_text(need: Need, segs) -> str:
+    # Hot for large candidate lists: plain %g formatting, no pint, no format_value.
+    m, o = need.unit_mult, need.unit_offset
     unit = need.display_unit
-    parts = ", ".join(f"{_fmt(need.from_si(a))}–{_fmt(need.from_si(b))}" for a, b, _ in segs)
+    parts = ", ".join(f"{(a - o) / m:.6g}–{(b - o) / m:.6g}" for a, b, _ in segs)
     return (f"covers {parts} {unit} (bands joined where adjacent), not the requested "
-            f"{_fmt(need.range_min)}–{_fmt(need.range_max)} {unit}")
+            f"{need.range_min:.6g}–{need.range_max:.6g} {unit}")
 
 
 def _rank(need: Need, eligible: list[tuple], wts: ScoreWeights, days_left: int | None, req: float,
-          rule_text: str) -> list[Candidate]:
+          rule_text: str, max_candidates: int | None) -> list[Candidate]:
+    """Score every eligible capability (floats only), sort, then build explanations for those kept."""
     if not eligible:
         return []
-    prices = [e[0].price_cny for e in eligible]
-    p_min = min(prices)
-    n_unit = need.display_unit
-    out: list[Candidate] = []
-    for cap, centre, used, w, ld in eligible:
-        ratio, x, bi, u95, t = w
-        margin = (min(ratio / req, 3.0) - 1.0) / 2.0 if math.isfinite(ratio) else 1.0
-        if centre is not None and _same_place(need.city, centre.city):
-            prox, where = _PROX_CITY, f"same city ({centre.city.zh or centre.city.en})"
-        elif centre is not None and _same_place(need.province, centre.province):
-            prox, where = _PROX_PROVINCE, f"same province ({centre.province.zh or centre.province.en})"
-        elif centre is not None:
-            prox, where = _PROX_REGION, f"in the region ({centre.city.zh or centre.city.en})"
+    p_min = min(e[0].price_cny for e in eligible)
+    city, province = need.city, need.province
+    scored = []
+    for e in eligible:
+        cap, centre, used, w, ld = e
+        ratio = w[0]
+        margin = (min(ratio / req, 3.0) - 1.0) / 2.0 if ratio != math.inf else 1.0
+        if centre is None:
+            prox = 0.0
+        elif city and _same_place(city, centre.city):
+            prox = _PROX_CITY
+        elif province and _same_place(province, centre.province):
+            prox = _PROX_PROVINCE
         else:
-            prox, where = 0.0, "location unknown"
+            prox = _PROX_REGION
         lead = cap.lead_time_days
-        lead_c = 1.0 / (1.0 + lead / 7.0)
         price = cap.price_cny
-        price_c = 1.0 if price <= 0 else (p_min / price)
-        load_c = 1.0 - min(max(ld, 0.0), 1.0)
         missed = days_left is not None and lead > days_left
-        score = (wts.margin * margin + wts.proximity * prox + wts.lead_time * lead_c + wts.price * price_c
-                 + wts.load * load_c - (wts.deadline_miss_penalty if missed else 0.0))
-        score = round(score, 9)
-        if days_left is None:
-            timing = f"lead time {lead} d"
-        elif missed:
-            timing = f"lead time {lead} d MISSES the deadline ({days_left} d left)"
-        else:
-            timing = f"lead time {lead} d meets the deadline ({days_left} d left)"
-        bands_txt = " joined with ".join(_band_text(cap.bands[i]) for i in used)
-        name = (centre.name.zh or centre.name.en) if centre is not None else cap.centre_id
-        tur_txt = "∞" if not math.isfinite(ratio) else _fmt(ratio)
-        explanation = (
-            f"{name} [{cap.centre_id}/{cap.capability_id} v{cap.version}, {SERVICE_KIND_ZH[cap.service_kind]} "
-            f"{cap.method_code}]: {bands_txt} covers {_fmt(need.range_min)}–{_fmt(need.range_max)} {n_unit}; "
-            f"worst point {_fmt(_point_in_need_unit(need, x))} {n_unit} in {_band_text(cap.bands[bi])}: "
-            f"U = {_fmt(need.delta_from_si(u95))} {n_unit} (k=2, 95 %) against tolerance "
-            f"±{_fmt(need.delta_from_si(t))} {n_unit}, TUR {tur_txt}:1 ≥ {_fmt(req)}:1 required ({rule_text}); "
-            f"{where}; {timing}; price ¥{_fmt(price)}; load {ld:.0%}; score {score:.3f}."
-        )
-        out.append(Candidate(
-            centre_id=cap.centre_id, capability_id=cap.capability_id, capability_version=cap.version,
-            band_indexes=used, worst_point=_point_in_need_unit(need, x), worst_point_unit=n_unit,
-            u_at_worst=need.delta_from_si(u95), tolerance_at_worst=need.delta_from_si(t), tur=ratio,
-            score=score, explanation=explanation, missed_deadline=missed,
-        ))
-    out.sort(key=lambda c: (-c.score, c.centre_id, c.capability_id))
-    return out
+        score = (wts.margin * margin + wts.proximity * prox + wts.lead_time * (1.0 / (1.0 + lead / 7.0))
+                 + wts.price * (1.0 if price <= 0 else p_min / price)
+                 + wts.load * (1.0 - min(max(ld, 0.0), 1.0))
+                 - (wts.deadline_miss_penalty if missed else 0.0))
+        scored.append((-round(score, 9), cap.centre_id, cap.capability_id, prox, missed, e))
+    scored.sort(key=lambda r: (r[0], r[1], r[2]))
+    if max_candidates is not None:
+        scored = scored[:max_candidates]
+    return [_candidate(need, e, -neg, prox, missed, days_left, req, rule_text)
+            for neg, _, _, prox, missed, e in scored]
+
+
+def _candidate(need: Need, e: tuple, score: float, prox: float, missed: bool, days_left: int | None, req: float,
+               rule_text: str) -> Candidate:
+    cap, centre, used, w, ld = e
+    ratio, x, bi, u95, t = w
+    n_unit = need.display_unit
+    if centre is None:
+        where = "location unknown"
+    elif prox == _PROX_CITY:
+        where = f"same city ({centre.city.zh or centre.city.en})"
+    elif prox == _PROX_PROVINCE:
+        where = f"same province ({centre.province.zh or centre.province.en})"
+    else:
+        where = f"in the region ({centre.city.zh or centre.city.en})"
+    lead = cap.lead_time_days
+    if days_left is None:
+        timing = f"lead time {lead} d"
+    elif missed:
+        timing = f"lead time {lead} d MISSES the deadline ({days_left} d left)"
+    else:
+        timing = f"lead time {lead} d meets the deadline ({days_left} d left)"
+    bands_txt = " joined with ".join(_band_text(cap.bands[i]) for i in used)
+    name = (centre.name.zh or centre.name.en) if centre is not None else cap.centre_id
+    tur_txt = "∞" if ratio == math.inf else _fmt(ratio)
+    wp = _point_in_need_unit(need, x)
+    explanation = (
+        f"{name} [{cap.centre_id}/{cap.capability_id} v{cap.version}, {SERVICE_KIND_ZH[cap.service_kind]} "
+        f"{cap.method_code}]: {bands_txt} covers {_fmt(need.range_min)}–{_fmt(need.range_max)} {n_unit}; "
+        f"worst point {_fmt(wp)} {n_unit} in {_band_text(cap.bands[bi])}: "
+        f"U = {_fmt(need.delta_from_si(u95))} {n_unit} (k=2, 95 %) against tolerance "
+        f"±{_fmt(need.delta_from_si(t))} {n_unit}, TUR {tur_txt}:1 ≥ {_fmt(req)}:1 required ({rule_text}); "
+        f"{where}; {timing}; price ¥{_fmt(cap.price_cny)}; load {ld:.0%}; score {score:.3f}."
+    )
+    return Candidate(
+        centre_id=cap.centre_id, capability_id=cap.capability_id, capability_version=cap.version,
+        band_indexes=used, worst_point=wp, worst_point_unit=n_unit,
+        u_at_worst=need.delta_from_si(u95), tolerance_at_worst=need.delta_from_si(t), tur=ratio,
+        score=score, explanation=explanation, missed_deadline=missed,
+    )
 
 
 def _point_in_need_unit(need: Need, x_si: float) -> float:

@@ -13,6 +13,7 @@ import uuid
 from dataclasses import replace
 from typing import Callable
 
+from opentelemetry import trace
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -133,6 +134,10 @@ class CentreApp:
         if decoded is None:
             return
         event = decoded.event
+        span = trace.get_current_span()
+        span.set_attribute("metrofed.centre_id", self.centre_id)
+        if getattr(event, "request_id", ""):
+            span.set_attribute("metrofed.request_id", event.request_id)
         with self._sessions.begin() as s:
             if already_processed(s, ProcessedEvent, decoded.envelope.event_id, record.topic):
                 return

@@ -201,7 +201,7 @@ def committed_offset(bootstrap: str, group: str, topic: str, partition: int = 0)
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="it-offsets")
     try:
-        offsets = admin.list_consumer_group_offsets(group)
+        offsets = admin.list_group_offsets({group: None}).get(group, {})
     finally:
         admin.close()
     meta = offsets.get(TopicPartition(topic, partition))

@@ -32,7 +32,7 @@ from metrofed.domain.capability import (
     Site,
     Text,
 )
-from metrofed.domain.units import si_factor
+from metrofed.domain.units import parse_unit, si_factor
 
 V, C, T, TE = (ServiceKind.VERIFICATION, ServiceKind.CALIBRATION, ServiceKind.TESTING,
                ServiceKind.TYPE_EVALUATION)
@@ -191,10 +191,22 @@ def _factor(unit: str, kind: str) -> tuple[float, float]:
     return f
 
 
+_CANON: dict[str, str] = {}
+
+
+def _canon(unit: str) -> str:
+    """The unit as ``units.parse_unit`` spells it (what a decoded record carries)."""
+    c = _CANON.get(unit)
+    if c is None:
+        c = _CANON[unit] = parse_unit(unit)
+    return c
+
+
 def _bands(t: Template, rnd: random.Random, lo: float, hi: float) -> tuple[RangeBand, ...]:
     """1-3 contiguous bands over [lo, hi], the lower ones finer in absolute terms."""
     m, o = _factor(t.unit, t.quantity_kind)
     am, _ = _factor(t.abs_unit, t.quantity_kind) if t.abs_unit else (1.0, 0.0)
+    unit, abs_unit = _canon(t.unit), _canon(t.abs_unit)
     nb = rnd.choice((1, 1, 2, 3))
     cuts = sorted({lo, hi, *(lo + (hi - lo) * f for f in rnd.sample((0.1, 0.25, 0.5), nb - 1))})
     out = []
@@ -203,7 +215,7 @@ def _bands(t: Template, rnd: random.Random, lo: float, hi: float) -> tuple[Range
         ab = rnd.choice(t.abs_)
         if rel == 0 and ab == 0:
             ab = max(abs(b) * 0.001, 1e-9)
-        out.append(RangeBand(a, b, t.unit, ExpandedUncertainty(relative=rel, absolute=ab, absolute_unit=t.abs_unit,
+        out.append(RangeBand(a, b, unit, ExpandedUncertainty(relative=rel, absolute=ab, absolute_unit=abs_unit,
                                                                k=2.0, coverage_probability=0.95,
                                                                absolute_si=ab * am),
                              lo_si=a * m + o, hi_si=b * m + o))
@@ -226,8 +238,9 @@ def iter_capabilities(n: int, centres: list[CentreProfile] | None = None, seed: 
             continue
         t = rnd.choices(TEMPLATES, weights)[0]
         lo, hi = rnd.choice(t.ranges)
-        if rnd.random() < 0.3:  # a centre's own variant of the range
-            hi = lo + (hi - lo) * rnd.choice((0.5, 0.8, 1.5, 2.0))
+        if rnd.random() < 0.3:  # a centre's own variant of the range (within physical limits)
+            hi = lo + (hi - lo) * rnd.choice((0.5, 0.8) if t.quantity_kind == "relative_humidity"
+                                             else (0.5, 0.8, 1.5, 2.0))
         sk = rnd.choice(t.kinds)
         code = t.method if sk is not TE else t.method.replace("JJG", "JJG(型评)")
         yield Capability(

@@ -48,7 +48,9 @@ def need_message(d: dict) -> rq.Need:
         tolerance=rq.Tolerance(kind=rq.ToleranceKind.Value("TOLERANCE_KIND_" + t.get("kind", "unspecified").upper()),
                                value=t.get("value", 0), unit=str(t.get("unit", ""))),
         city=d.get("city", ""), province=d.get("province", ""), deadline=str(d.get("deadline", "")),
-        quantity=int(d.get("quantity", 1)), legal_use=bool(d.get("legal_use", False)))
+        quantity=int(d.get("quantity", 1)))
+    if "legal_use" in d:
+        msg.legal_use = bool(d["legal_use"])
     if d.get("service_kind"):
         msg.service_kind = common_pb2.ServiceKind.Value("SERVICE_KIND_" + d["service_kind"].upper())
     if d.get("decision_rule"):

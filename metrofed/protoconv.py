@@ -187,7 +187,7 @@ def need_from_proto(msg, today=None):
         decision_rule=rule, min_ratio=msg.decision_rule.min_ratio or None,
         city=msg.city, province=msg.province, deadline=msg.deadline or None,
         quantity=msg.quantity or 1, site=site_from_proto(msg.site, "need.site"),
-        legal_use=True if msg.legal_use else None, today=today)
+        legal_use=msg.legal_use if msg.HasField("legal_use") else None, today=today)
 
 
 def decision_to_proto(decision, max_rejected: int = 200):

@@ -100,7 +100,7 @@ class DecisionRule:
     def describe(self) -> str:
         if self.kind is DecisionRuleKind.JJF1094_THIRD:
             return "JJF 1094: U95 ≤ MPE/3"
-        return f"TUR ≥ {units.format_value(self.min_ratio)}:1 (ANSI/NCSL Z540.3)"
+        return f"TUR ≥ {units.format_value(self.min_ratio)}:1, ANSI/NCSL Z540.3"
 
 
 def _display_unit(u: str) -> str:
@@ -298,10 +298,10 @@ def need_from_fields(
     tk = _enum(ToleranceKind, tolerance_kind, "need.tolerance.kind")
     if tk is None:
         key = tu_raw.replace(" ", "").lower()
-        if key in _TOL_UNIT_KIND:
+        if kind == "relative_humidity" and key in ("%", "％"):
+            tk = ToleranceKind.ABSOLUTE  # a hygrometer's "±2 %" means ±2 %RH, not 2 % of the reading
+        elif key in _TOL_UNIT_KIND:
             tk = _TOL_UNIT_KIND[key]
-        elif key.upper() in ("%RH",) or key == "":
-            tk = ToleranceKind.ABSOLUTE
         else:
             tk = ToleranceKind.ABSOLUTE
     if tk is ToleranceKind.ABSOLUTE:

@@ -281,7 +281,11 @@ def _segments(bands: tuple[RangeBand, ...], eps: float) -> list[tuple[float, flo
     if n == 1:
         b = bands[0]
         return [(b.lo_si, b.hi_si, [0])]
-    order = sorted(range(n), key=lambda i: (bands[i].lo_si, bands[i].hi_si))
+    order = list(range(n))
+    for i in range(1, n):
+        if bands[i].lo_si < bands[i - 1].lo_si:  # usually published in ascending order: sort only if not
+            order.sort(key=lambda k: (bands[k].lo_si, bands[k].hi_si))
+            break
     segs: list[tuple[float, float, list[int]]] = []
     cur_lo = cur_hi = 0.0
     cur: list[int] = []

@@ -181,7 +181,8 @@ _ALIASES: dict[str, str] = {
     "秒": "s", "毫秒": "ms", "微秒": "us", "分钟": "min", "小时": "h", "天": "d",
     "赫兹": "Hz", "赫": "Hz", "千赫": "kHz", "兆赫": "MHz", "吉赫": "GHz",
     # angle / angular velocity
-    "°": "deg", "度": "deg", "弧度": "rad", "′": "arcmin", "″": "arcsec", "'": "arcmin", "\"": "arcsec",
+    # "度" alone is left out on purpose: it is an angle, a Celsius degree or a kWh ("1度电") by context.
+    "°": "deg", "弧度": "rad", "′": "arcmin", "″": "arcsec", "'": "arcmin", "\"": "arcsec",
     "°/s": "deg/s", "度/秒": "deg/s", "rad/sec": "rad/s",
     # acceleration
     "gn": "g0", "g_n": "g0", "m/s2": "m/s**2",

@@ -12,6 +12,7 @@ from metrofed.domain.capability import (
     Capability,
     CentreProfile,
     ExpandedUncertainty,
+    LegalAuthorisations,
     RangeBand,
     ServiceKind,
     Text,
@@ -404,3 +405,54 @@ def monkeypatch_chunks(monkeypatch):
     monkeypatch.setattr(catalog, "_CHUNK_MAX", 4)
     monkeypatch.setattr(catalog, "_SMALL_SET", 3)
     return None
+
+
+# -- against the router: the index never hides a capability the router would accept ----------------------
+
+_tol_kind = st.sampled_from([("%", None), ("%FS", None), ("MPa", None), ("class", None)])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(specs=st.lists(st.tuples(st.integers(-1, 50), st.integers(1, 60), st.sampled_from([0.0, 1e-4, 1e-3, 1e-2]),
+                                st.sampled_from([0.0, 100.0, 5e3, 5e4]), st.sampled_from([2.0, 3.0]),
+                                st.sampled_from([0.95, 0.99]), _kinds), min_size=1, max_size=25),
+       need_lo=st.integers(-1, 40), need_span=st.integers(0, 40), tol=st.sampled_from([0.05, 0.2, 1.0, 2.5]),
+       tol_kind=_tol_kind, sk=_kinds)
+def test_index_with_uncertainty_bound_keeps_everything_the_router_accepts(specs, need_lo, need_span, tol, tol_kind,
+                                                                         sk):
+    import datetime as dt
+
+    from metrofed.domain.catalog import adequacy_probe
+    from metrofed.domain.need import need_from_fields
+    from metrofed.domain.routing import route
+
+    caps = []
+    for i, (lo, span, rel, ab, k, p, kind) in enumerate(specs):
+        band = RangeBand(lo, lo + span, "MPa", ExpandedUncertainty(relative=rel, absolute=ab, absolute_unit="Pa",
+                                                                    k=k, coverage_probability=p, absolute_si=ab),
+                         lo_si=lo * 1e6, hi_si=(lo + span) * 1e6)
+        caps.append(cap("cz-robot", f"k{i}", sk=kind, bands=[band], code="JJG 882-2019"))
+    profile = CentreProfile("cz-robot", Text("中心", "centre"), "host", Text("常州", "Changzhou"), Text("江苏", "Jiangsu"),
+                            authorisations=LegalAuthorisations(verification=frozenset({"JJG 882-2019"})))
+    unit = tol_kind[0]
+    from hypothesis import reject
+
+    from metrofed.domain.capability import DomainError
+
+    try:
+        need = need_from_fields(instrument_type="压力变送器", range_min=need_lo, range_max=need_lo + need_span,
+                                unit="MPa", tolerance_value=tol if unit != "MPa" else tol / 10, tolerance_unit=unit,
+                                service_kind=sk.value, legal_use=False)
+    except DomainError:
+        reject()  # a need the gateway would refuse (e.g. % of reading on 0-0 MPa)
+    snap = loaded(*caps, centres=[profile]).current()
+    today = dt.date(2026, 11, 27)
+    full = route(need, list(snap.capabilities()), snap.centres, {}, today)
+    got = snap.candidates(need.quantity_kind, [sk], need.lo_si, need.hi_si, u95_at=adequacy_probe(need))
+    got_ids = {c.capability_id for c in got}
+    assert {c.capability_id for c in full.candidates} <= got_ids
+    narrowed = route(need, got, snap.centres, {}, today)
+    assert [c.capability_id for c in narrowed.candidates] == [c.capability_id for c in full.candidates]
+    if not full.candidates:  # the split material comes from the partial lookup
+        part = snap.candidates(need.quantity_kind, [sk], need.lo_si, need.hi_si, partial=True)
+        assert route(need, part, snap.centres, {}, today).split == full.split

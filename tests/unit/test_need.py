@@ -71,6 +71,8 @@ def test_kind_inference():
     h = nf(unit="%RH", range_min=10, range_max=90, tolerance_value=2, tolerance_unit="%RH")
     assert h.quantity_kind == "relative_humidity" and h.hi_si == pytest.approx(0.9)
     assert h.tolerance.kind is ToleranceKind.ABSOLUTE and h.tolerance.value_si == pytest.approx(0.02)
+    h2 = nf(unit="%RH", range_min=10, range_max=90, tolerance_value=2, tolerance_unit="%")
+    assert h2.tolerance.kind is ToleranceKind.ABSOLUTE and h2.tolerance.value_si == pytest.approx(0.02)
     r = nf(unit="r/min", range_min=100, range_max=3000, tolerance_value=0.1, tolerance_unit="%")
     assert r.quantity_kind == "rotational_speed" and r.hi_si == pytest.approx(50.0)
 

@@ -117,3 +117,13 @@ def test_deadline_miss_is_flagged_not_rejected():
     late = [c for c in d.candidates if c.missed_deadline]
     assert [_key(c) for c in late] == ["cz-robot/torque-wrench-cal"]
     assert "MISSES the deadline" in late[0].explanation
+
+
+def test_worked_example_in_docs_matches_the_router():
+    from pathlib import Path
+
+    doc = Path(__file__).resolve().parents[2] / "docs" / "routing.md"
+    quoted = " ".join(line[2:] for line in doc.read_text(encoding="utf-8").splitlines() if line.startswith("> "))
+    case = next(c for c in CASES if c.id == "pt-20-70-join")
+    d = route(need_from_fields(**case.need), CAPS, CENTRES, {}, TODAY)
+    assert d.candidates[0].explanation == quoted

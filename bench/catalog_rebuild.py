@@ -1,0 +1,241 @@
+"""Catalog rebuild rate from a real Kafka broker: consume a capabilities topic from offset 0 into a
+``CatalogBuilder`` until caught up, then index. Goal: >= 20k events/s.
+
+    .venv/bin/python -m bench.catalog_rebuild                 # N = 100k events
+    .venv/bin/python -m bench.catalog_rebuild --events 20000
+    .venv/bin/python -m bench.catalog_rebuild --quick         # CI smoke: 10k events
+
+Starts a private KRaft broker (``infra.devstack.kafka.KafkaBroker``, jars from Maven Central on first
+use), creates a compacted 6-partition topic like ``metrofed.capabilities.v1``, produces N events keyed
+``centre_id/capability_id`` (~96 % publications, ~3 % revisions, ~1 % withdrawals as null-value tombstones),
+then times the consumer from offset 0: poll -> decode -> builder, until every partition reaches the end
+offset seen at start, then ``build()``. The broker is stopped at the end, always.
+
+Codec: ``metrofed.bus.codec`` when it exists and offers an encode/decode pair for capabilities (see
+``_bus_codec``), otherwise JSON of ``metrofed.domain.records.capability_to_dict`` decoded with
+``capability_from_dict`` (validating, unit parsing included). The one used is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+from bench.synthetic import make_capabilities, make_centres
+from metrofed.domain.capability import Capability
+from metrofed.domain.catalog import CatalogBuilder, Stamp
+
+TOPIC = "bench.capabilities.v1"
+PARTITIONS = 6
+GOAL_EVENTS_PER_S = 20_000
+
+
+class Codec:
+    def __init__(self, name: str, encode: Callable[[Capability], bytes], decode: Callable[[bytes], Capability]):
+        self.name, self.encode, self.decode = name, encode, decode
+
+
+def _json_codec() -> Codec:
+    from metrofed.domain.records import capability_from_dict, capability_to_dict
+
+    def enc(c: Capability) -> bytes:
+        return json.dumps({"centre_id": c.centre_id, "version": c.version, "capability": capability_to_dict(c)},
+                          ensure_ascii=False, separators=(",", ":")).encode()
+
+    def dec(b: bytes) -> Capability:
+        d = json.loads(b)
+        return capability_from_dict(d["centre_id"], d["capability"], d["version"])
+
+    return Codec("json (metrofed.domain.records.capability_to_dict / capability_from_dict)", enc, dec)
+
+
+def _bus_codec() -> Codec | None:
+    """The lead's codec, if present: a pair of module-level functions named one of these ways."""
+    try:
+        mod = importlib.import_module("metrofed.bus.codec")
+    except ImportError:
+        return None
+    pairs = [("encode_capability", "decode_capability"), ("capability_to_bytes", "capability_from_bytes"),
+             ("capability_to_event", "capability_from_event")]
+    for e, d in pairs:
+        enc, dec = getattr(mod, e, None), getattr(mod, d, None)
+        if callable(enc) and callable(dec):
+            def encode(c, _f=enc):
+                v = _f(c)
+                return v if isinstance(v, bytes) else v.SerializeToString()
+
+            def decode(b, _f=dec):
+                v = _f(b)
+                return v[0] if isinstance(v, tuple) else v
+
+            try:  # prove it round-trips before trusting it
+                probe = make_capabilities(1)[0]
+                if decode(encode(probe)) != probe:
+                    raise ValueError("round trip differs")
+            except Exception as exc:  # noqa: BLE001
+                print(f"  metrofed.bus.codec.{e}/{d} present but unusable here ({exc!r}); using JSON")
+                return None
+            return Codec(f"metrofed.bus.codec ({e} / {d})", encode, decode)
+    print(f"  metrofed.bus.codec exists but has none of {pairs}; using JSON")
+    return None
+
+
+def pick_codec(which: str) -> Codec:
+    if which in ("auto", "bus"):
+        c = _bus_codec()
+        if c is not None:
+            return c
+        if which == "bus":
+            raise SystemExit("metrofed.bus.codec is not usable")
+    return _json_codec()
+
+
+def _events(n: int):
+    """(key, capability or None) in log order: publications, then revisions and withdrawals mixed in."""
+    centres = make_centres(60)
+    n_pub = int(n * 0.96)
+    caps = make_capabilities(n_pub, centres)
+    out: list[tuple[str, Capability | None]] = [(c.key, c) for c in caps]
+    rest = n - n_pub
+    for j in range(rest):
+        c = caps[(j * 7919) % len(caps)]
+        if j % 4 == 3:
+            out.append((c.key, None))  # withdrawal (tombstone)
+        else:
+            fields = {f: getattr(c, f) for f in c.__slots__}
+            fields.update(version=c.version + 1 + j, lead_time_days=c.lead_time_days + 1)
+            out.append((c.key, Capability(**fields)))
+    return out
+
+
+def _create_topic(bootstrap: str) -> None:
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="bench-admin")
+    try:
+        admin.create_topics([NewTopic(TOPIC, PARTITIONS, 1, topic_configs={
+            "cleanup.policy": "compact", "min.insync.replicas": "1", "segment.ms": "3600000"})])
+        admin.wait_for_topics([TOPIC], timeout_ms=30_000)
+    finally:
+        admin.close()
+
+
+def produce(bootstrap: str, events, codec: Codec) -> float:
+    from kafka import KafkaProducer
+
+    prod = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, batch_size=512 * 1024,
+                         max_request_size=8 * 1024 * 1024)
+    t = time.perf_counter()
+    try:
+        for key, cap in events:
+            prod.send(TOPIC, key=key.encode(), value=None if cap is None else codec.encode(cap))
+        prod.flush(timeout=300)
+    finally:
+        prod.close(timeout=30)
+    return time.perf_counter() - t
+
+
+def rebuild(bootstrap: str, codec: Codec, *, check_crcs: bool = True) -> dict:
+    """Consume from offset 0 until caught up with the end offsets seen at start; return timings."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                             auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 1024 * 1024,
+                             fetch_max_bytes=64 * 1024 * 1024, receive_buffer_bytes=4 * 1024 * 1024,
+                             check_crcs=check_crcs, client_id="bench-catalog-rebuild")
+    try:
+        parts = [TopicPartition(TOPIC, p) for p in range(PARTITIONS)]
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        end = consumer.end_offsets(parts)
+        builder = CatalogBuilder()
+        events = 0
+        decode_s = 0.0
+        pending = {tp for tp in parts if end[tp] > 0}
+        t0 = time.perf_counter()
+        while pending:
+            batch = consumer.poll(timeout_ms=1000, max_records=10_000)
+            for tp, records in batch.items():
+                for r in records:
+                    stamp = Stamp(r.timestamp, r.partition, r.offset)
+                    if r.value is None:
+                        centre_id, _, cap_id = r.key.decode().partition("/")
+                        builder.remove_capability(centre_id, cap_id, stamp)
+                    else:
+                        d0 = time.perf_counter()
+                        cap = codec.decode(r.value)
+                        decode_s += time.perf_counter() - d0
+                        builder.upsert_capability(cap, stamp)
+                    events += 1
+            for tp in list(pending):
+                if consumer.position(tp) >= end[tp]:
+                    pending.discard(tp)
+        caught_up = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        snap = builder.build()
+        build_s = time.perf_counter() - t1
+        return {"events": events, "catch_up_s": caught_up, "decode_s": decode_s, "build_s": build_s,
+                "capabilities": len(snap), "centres_seen": len(snap.stats().by_centre)}
+    finally:
+        consumer.close()
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(prog="python -m bench.catalog_rebuild", description=__doc__.split("\n")[0])
+    ap.add_argument("--events", type=int, default=100_000)
+    ap.add_argument("--quick", action="store_true", help="CI smoke: 10k events")
+    ap.add_argument("--codec", choices=("auto", "bus", "json"), default="auto")
+    ap.add_argument("--keep", action="store_true", help="keep the broker's data directory")
+    a = ap.parse_args(argv)
+    n = 10_000 if a.quick else a.events
+
+    from infra.devstack.kafka import KafkaBroker
+
+    codec = pick_codec(a.codec)
+    print(f"catalog rebuild benchmark: {n:,} events, codec: {codec.name}; goal >= {GOAL_EVENTS_PER_S:,} events/s")
+    t = time.perf_counter()
+    events = _events(n)
+    print(f"  generated {len(events):,} events in {time.perf_counter() - t:.1f} s")
+    data_dir = Path(tempfile.mkdtemp(prefix="metrofed-bench-kafka-"))
+    broker = KafkaBroker(data_dir / "kafka")
+    try:
+        t = time.perf_counter()
+        broker.start()
+        print(f"  broker up at {broker.bootstrap} in {time.perf_counter() - t:.1f} s")
+        _create_topic(broker.bootstrap)
+        prod_s = produce(broker.bootstrap, events, codec)
+        print(f"  produced {n:,} events in {prod_s:.1f} s ({n / prod_s:,.0f} events/s, acks=all)")
+        results = {}
+        for crcs in (True, False):
+            r = rebuild(broker.bootstrap, codec, check_crcs=crcs)
+            rate = r["events"] / r["catch_up_s"]
+            total = r["events"] / (r["catch_up_s"] + r["build_s"])
+            fetch_s = r["catch_up_s"] - r["decode_s"]
+            print(f"  rebuild (consumer check_crcs={crcs}): {r['events']:,} events from offset 0 in "
+                  f"{r['catch_up_s']:.2f} s = {rate:,.0f} events/s into the builder "
+                  f"[goal >= {GOAL_EVENTS_PER_S:,}: {'MET' if rate >= GOAL_EVENTS_PER_S else 'MISSED'}]")
+            print(f"    where the time goes: kafka-python fetch+parse+builder {fetch_s:.2f} s "
+                  f"({r['events'] / max(fetch_s, 1e-9):,.0f} events/s), decode {r['decode_s']:.2f} s "
+                  f"({r['events'] / max(r['decode_s'], 1e-9):,.0f} events/s); index build {r['build_s']:.2f} s; "
+                  f"end to end incl. build {total:,.0f} events/s; {r['capabilities']:,} capabilities of "
+                  f"{r['centres_seen']} centres")
+            r.update(rate=rate, rate_incl_build=total, codec=codec.name)
+            results["crc" if crcs else "nocrc"] = r
+        r = results
+        return r
+    finally:
+        broker.stop()
+        print("  broker stopped")
+        if not a.keep:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

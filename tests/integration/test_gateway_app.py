@@ -1,0 +1,367 @@
+"""The gateway's use cases against a real database (SQLite and PostgreSQL), with the federated catalog
+built from the seed data: routing, failover on decline and on silence, stale and duplicate status
+events, idempotent submission, cancellation, and field-naming validation. One test sends the routed
+request through the real broker."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid
+
+import pytest
+from sqlalchemy import func, select, update
+
+from metrofed.bus import topics
+from metrofed.bus.envelope import unwrap, wrap
+from metrofed.db.outbox import utcnow
+from metrofed.domain.capability import DomainError
+from metrofed.domain.catalog import Catalog
+from metrofed.domain.lifecycle import RequestState
+from metrofed.errors import Conflict, NotFound, Unavailable
+from metrofed.protoconv import need_from_proto, state_to_proto
+from metrofed.v1 import events_pb2, request_pb2
+from gateway.app import GatewayApp
+from gateway.models import HistoryRow, Outbox, ProcessedEvent, RequestRow
+from tests.integration.conftest import record_for, unique
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+
+
+def pressure_need(**kw) -> request_pb2.Need:
+    """0–10 MPa pressure transmitters, ±0.5 % of full scale, calibration: several seed centres can."""
+    fields = dict(measurand="pressure transmitter", range=request_pb2.MeasuringRange(min=0, max=10, unit="MPa"),
+                  tolerance=request_pb2.Tolerance(kind=request_pb2.TOLERANCE_KIND_PERCENT_OF_FULL_SCALE, value=0.5),
+                  service_kind=2, quantity=1)
+    fields.update(kw)
+    return request_pb2.Need(**fields)
+
+
+def magnetometer_need() -> request_pb2.Need:
+    """1–50 µT, ±2 % of reading, calibration: exactly one seed centre qualifies."""
+    return request_pb2.Need(measurand="magnetic flux density",
+                            range=request_pb2.MeasuringRange(min=1, max=50, unit="µT"),
+                            tolerance=request_pb2.Tolerance(kind=request_pb2.TOLERANCE_KIND_PERCENT_OF_READING,
+                                                            value=2),
+                            service_kind=2)
+
+
+@pytest.fixture(scope="module")
+def seed_catalog(seed) -> Catalog:
+    catalog = Catalog()
+    builder = catalog.rebuild()
+    for centre in seed:
+        builder.upsert_centre(centre.profile)
+        for cap in centre.capabilities:
+            builder.upsert_capability(cap)
+    catalog.install(builder)
+    assert len(catalog.current()) == sum(len(c.capabilities) for c in seed) == 250
+    return catalog
+
+
+@pytest.fixture
+def commits():
+    return []
+
+
+@pytest.fixture
+def gw(seed_catalog, gateway_db, commits) -> GatewayApp:
+    return GatewayApp(seed_catalog, gateway_db, on_commit=lambda: commits.append(1), load_ttl_seconds=0)
+
+
+# ---- helpers --------------------------------------------------------------------------------------------
+
+def outbox(sessions) -> list[Outbox]:
+    with sessions() as s:
+        return list(s.scalars(select(Outbox).order_by(Outbox.id)))
+
+
+def history(gw: GatewayApp, request_id: str) -> list[tuple[str, str]]:
+    return [(h.state, h.centre_id) for h in gw.get(request_id)[1]]
+
+
+def count(sessions, model) -> int:
+    with sessions() as s:
+        return s.scalar(select(func.count()).select_from(model))
+
+
+def status(gw: GatewayApp, request_id: str, centre_id: str, state: RequestState, attempt: int,
+           note: str = "", event_id: str | None = None) -> events_pb2.Envelope:
+    env = wrap(events_pb2.RequestStatusChanged(request_id=request_id, centre_id=centre_id,
+                                               state=state_to_proto(state), note=note, attempt=attempt),
+               centre_id, event_id=event_id)
+    gw.on_status_event(record_for(topics.REQUEST_STATUS, env, key=request_id),
+                       unwrap(env.SerializeToString()))
+    return env
+
+
+def routed_events(sessions) -> list[tuple[Outbox, events_pb2.RequestRouted]]:
+    return [(r, unwrap(r.value).event) for r in outbox(sessions) if r.event_type == "metrofed.v1.RequestRouted"]
+
+
+# ---- submit and route -----------------------------------------------------------------------------------
+
+def test_submit_routes_to_the_best_candidate_and_stages_request_routed(gw, gateway_db, commits):
+    need_msg = pressure_need()
+    decision = gw.route(need_from_proto(need_msg))
+    assert len({c.centre_id for c in decision.candidates}) >= 3
+    best = decision.candidates[0]
+
+    row = gw.submit("ent-acme", need_msg)
+
+    assert (row.state, row.attempt) == ("routed", 1)
+    assert (row.assigned_centre_id, row.assigned_capability_id) == (best.centre_id, best.capability_id)
+    assert row.tried_centres == [best.centre_id]
+    stored = request_pb2.RoutingDecision.FromString(row.routing)
+    assert stored.candidates[0].centre_id == best.centre_id
+    assert request_pb2.Need.FromString(row.need) == need_msg
+    assert history(gw, row.request_id) == [("submitted", ""), ("routed", best.centre_id)]
+    assert gw.get(row.request_id)[1][1].note == best.explanation
+
+    ((out, ev),) = routed_events(gateway_db)
+    assert len(outbox(gateway_db)) == 1
+    assert (out.topic, out.key, out.sent_at) == (topics.inbox(best.centre_id), row.request_id, None)
+    assert (ev.request_id, ev.enterprise_id, ev.centre_id, ev.capability_id, ev.attempt) == (
+        row.request_id, "ent-acme", best.centre_id, best.capability_id, 1)
+    assert ev.need == need_msg
+    assert commits == [1]
+    assert [r.request_id for r in gw.list("ent-acme")] == [row.request_id]
+
+
+def test_an_unroutable_need_is_recorded_as_a_coverage_gap(gw, gateway_db):
+    need_msg = pressure_need(range=request_pb2.MeasuringRange(min=0, max=1000, unit="MPa"))
+
+    row = gw.submit("ent-acme", need_msg)
+
+    assert (row.state, row.attempt, row.assigned_centre_id) == ("unroutable", 0, "")
+    hist = gw.get(row.request_id)[1]
+    assert [h.state for h in hist] == ["submitted", "unroutable"]
+    assert "coverage gap" in hist[-1].note and "1000 MPa" in hist[-1].note
+    assert outbox(gateway_db) == []  # nobody to tell
+
+
+def test_the_catalog_must_be_loaded_before_routing(gateway_db):
+    gw = GatewayApp(Catalog(), gateway_db)
+    with pytest.raises(Unavailable):
+        gw.submit("ent-acme", pressure_need())
+    assert count(gateway_db, RequestRow) == 0
+
+
+def test_idempotency_key_returns_the_same_request(gw, gateway_db):
+    first = gw.submit("ent-acme", pressure_need(), idempotency_key="po-4711")
+    again = gw.submit("ent-acme", pressure_need(quantity=3), idempotency_key="po-4711")
+    other = gw.submit("ent-other", pressure_need(), idempotency_key="po-4711")  # keys are per enterprise
+
+    assert again.request_id == first.request_id
+    assert request_pb2.Need.FromString(again.need).quantity == 1  # the first submission stands
+    assert other.request_id != first.request_id
+    assert count(gateway_db, RequestRow) == 2
+    assert len(routed_events(gateway_db)) == 2
+
+
+# ---- status events --------------------------------------------------------------------------------------
+
+def test_accepted_status_updates_state_and_history(gw, gateway_db, commits):
+    row = gw.submit("ent-acme", pressure_need())
+    centre = row.assigned_centre_id
+
+    status(gw, row.request_id, centre, RequestState.ACCEPTED, 1, note="accepted automatically")
+
+    got, hist = gw.get(row.request_id)
+    assert got.state == "accepted"
+    assert (hist[-1].state, hist[-1].centre_id, hist[-1].note) == ("accepted", centre, "accepted automatically")
+    assert count(gateway_db, ProcessedEvent) == 1
+    assert len(commits) == 2
+
+    status(gw, row.request_id, centre, RequestState.COMPLETED, 1, note="done")
+    assert gw.get(row.request_id)[0].state == "completed"
+
+
+def test_declined_fails_over_to_the_next_centre_and_a_late_status_from_the_first_is_ignored(gw, gateway_db):
+    row = gw.submit("ent-acme", pressure_need())
+    first = row.assigned_centre_id
+
+    status(gw, row.request_id, first, RequestState.DECLINED, 1, note="no capacity left this month")
+
+    moved, hist = gw.get(row.request_id)
+    second = moved.assigned_centre_id
+    assert second != first
+    assert (moved.state, moved.attempt) == ("routed", 2)
+    assert moved.tried_centres == [first, second]
+    assert [(h.state, h.centre_id) for h in hist] == [("submitted", ""), ("routed", first), ("declined", first),
+                                                       ("routed", second)]
+    assert hist[-1].note.startswith(f"failover: declined by {first} (no capacity left this month); ")
+    (_, ev1), (out2, ev2) = routed_events(gateway_db)
+    assert (ev1.centre_id, ev1.attempt) == (first, 1)
+    assert (out2.topic, ev2.centre_id, ev2.attempt, ev2.request_id) == (topics.inbox(second), second, 2,
+                                                                         row.request_id)
+    assert first not in {c.centre_id for c in request_pb2.RoutingDecision.FromString(moved.routing).candidates}
+
+    # The first centre's late answer (attempt 1) changes nothing.
+    before = history(gw, row.request_id)
+    status(gw, row.request_id, first, RequestState.ACCEPTED, 1)
+    assert gw.get(row.request_id)[0].state == "routed"
+    assert history(gw, row.request_id) == before
+    assert len(routed_events(gateway_db)) == 2
+
+    # The second centre's answer (attempt 2) is applied.
+    status(gw, row.request_id, second, RequestState.ACCEPTED, 2)
+    final = gw.get(row.request_id)[0]
+    assert (final.state, final.assigned_centre_id, final.attempt) == ("accepted", second, 2)
+
+
+def test_when_every_candidate_declined_the_request_becomes_unroutable(gw, gateway_db):
+    assert len(gw.route(need_from_proto(magnetometer_need())).candidates) == 1  # precondition
+    row = gw.submit("ent-acme", magnetometer_need())
+    assert row.state == "routed"
+
+    status(gw, row.request_id, row.assigned_centre_id, RequestState.DECLINED, 1, note="instrument broken")
+
+    final, hist = gw.get(row.request_id)
+    assert final.state == "unroutable"
+    assert [h.state for h in hist] == ["submitted", "routed", "declined", "unroutable"]
+    assert hist[-1].note.startswith(f"failover: declined by {row.assigned_centre_id}")
+    assert len(routed_events(gateway_db)) == 1
+
+
+def test_duplicate_status_events_are_ignored(gw, gateway_db):
+    row = gw.submit("ent-acme", pressure_need())
+    centre = row.assigned_centre_id
+    env = status(gw, row.request_id, centre, RequestState.ACCEPTED, 1)
+    snapshot = history(gw, row.request_id)
+
+    status(gw, row.request_id, centre, RequestState.ACCEPTED, 1, event_id=env.event_id)  # redelivered
+    status(gw, row.request_id, centre, RequestState.ACCEPTED, 1)  # re-sent under a new event id
+
+    assert history(gw, row.request_id) == snapshot
+    assert gw.get(row.request_id)[0].state == "accepted"
+    assert count(gateway_db, ProcessedEvent) == 2  # the redelivery did not even get a second row
+    # A redelivered DECLINED must not fail over twice either.
+    row2 = gw.submit("ent-acme", pressure_need())
+    declined = status(gw, row2.request_id, row2.assigned_centre_id, RequestState.DECLINED, 1)
+    status(gw, row2.request_id, row2.assigned_centre_id, RequestState.DECLINED, 1, event_id=declined.event_id)
+    assert gw.get(row2.request_id)[0].attempt == 2
+    assert len([ev for _, ev in routed_events(gateway_db) if ev.request_id == row2.request_id]) == 2
+
+
+def test_status_for_an_unknown_request_or_of_another_kind_is_ignored(gw, gateway_db):
+    status(gw, str(uuid.uuid4()), "hz-oil-gas", RequestState.ACCEPTED, 1)
+    other = wrap(events_pb2.RequestCancelled(request_id="x"), "hz-oil-gas")
+    gw.on_status_event(record_for(topics.REQUEST_STATUS, other), unwrap(other.SerializeToString()))
+    gw.on_status_event(record_for(topics.REQUEST_STATUS, other), None)
+    assert count(gateway_db, RequestRow) == 0
+    assert count(gateway_db, HistoryRow) == 0
+
+
+# ---- cancel ---------------------------------------------------------------------------------------------
+
+def test_cancel_emits_request_cancelled_to_the_assigned_centre(gw, gateway_db):
+    row = gw.submit("ent-acme", pressure_need())
+
+    cancelled = gw.cancel(row.request_id, "project postponed")
+
+    assert cancelled.state == "cancelled"
+    last = outbox(gateway_db)[-1]
+    assert (last.topic, last.key, last.event_type) == (topics.inbox(row.assigned_centre_id), row.request_id,
+                                                       "metrofed.v1.RequestCancelled")
+    ev = unwrap(last.value).event
+    assert (ev.request_id, ev.centre_id, ev.reason) == (row.request_id, row.assigned_centre_id, "project postponed")
+    assert history(gw, row.request_id)[-1] == ("cancelled", row.assigned_centre_id)
+
+    with pytest.raises(Conflict):
+        gw.cancel(row.request_id)
+    with pytest.raises(NotFound):
+        gw.cancel(str(uuid.uuid4()))
+    assert len(outbox(gateway_db)) == 2
+    # A status arriving after the cancellation does not revive the request.
+    status(gw, row.request_id, row.assigned_centre_id, RequestState.ACCEPTED, 1)
+    assert gw.get(row.request_id)[0].state == "cancelled"
+
+
+# ---- silence --------------------------------------------------------------------------------------------
+
+def test_sweep_silent_fails_over_routed_requests_older_than_the_window(gw, gateway_db):
+    old = gw.submit("ent-acme", pressure_need())
+    fresh = gw.submit("ent-acme", pressure_need())
+    answered = gw.submit("ent-acme", pressure_need())
+    status(gw, answered.request_id, answered.assigned_centre_id, RequestState.ACCEPTED, 1)
+    long_ago = utcnow() - dt.timedelta(minutes=10)
+    with gateway_db.begin() as s:
+        s.execute(update(RequestRow).where(RequestRow.request_id.in_([old.request_id, answered.request_id]))
+                  .values(updated_at=long_ago))
+
+    assert gw.sweep_silent(dt.timedelta(minutes=5)) == 1
+
+    moved, hist = gw.get(old.request_id)
+    assert (moved.state, moved.attempt) == ("routed", 2)
+    assert moved.assigned_centre_id != old.assigned_centre_id
+    assert moved.tried_centres == [old.assigned_centre_id, moved.assigned_centre_id]
+    assert (hist[-2].state, hist[-2].note) == ("declined", f"no answer from {old.assigned_centre_id} within 300s")
+    assert hist[-1].note.startswith(f"failover: {old.assigned_centre_id} stayed silent; ")
+    assert gw.get(fresh.request_id)[0].attempt == 1
+    assert gw.get(answered.request_id)[0].state == "accepted"
+    assert gw.sweep_silent(dt.timedelta(minutes=5)) == 0  # the failed-over one was just updated
+
+
+# ---- validation -----------------------------------------------------------------------------------------
+
+BAD_INPUTS = [
+    ("", pressure_need(), "", "enterprise_id"),
+    ("   ", pressure_need(), "", "enterprise_id"),
+    ("e" * 101, pressure_need(), "", "enterprise_id"),
+    ("ent-acme", pressure_need(), "k" * 101, "idempotency_key"),
+    ("ent-acme", pressure_need(measurand="", instrument_type=""), "", "need.measurand"),
+    ("ent-acme", pressure_need(range=request_pb2.MeasuringRange(min=0, max=10, unit="")), "", "need.range.unit"),
+    ("ent-acme", pressure_need(range=request_pb2.MeasuringRange(min=0, max=10, unit="MPaa")), "",
+     "need.range.unit"),
+    ("ent-acme", pressure_need(range=request_pb2.MeasuringRange(min=10, max=1, unit="MPa")), "",
+     "need.range.max"),
+    ("ent-acme", pressure_need(tolerance=request_pb2.Tolerance(kind=2, value=0)), "", "need.tolerance.value"),
+    ("ent-acme", pressure_need(quantity_kind="smell"), "", "need.quantity_kind"),
+    ("ent-acme", pressure_need(deadline="2000-01-01"), "", "need.deadline"),
+]
+
+
+@pytest.mark.parametrize("enterprise_id, need_msg, key, field", BAD_INPUTS,
+                         ids=[f"{b[3]}-{i}" for i, b in enumerate(BAD_INPUTS)])
+def test_bad_input_raises_domain_error_naming_the_field(gw, gateway_db, enterprise_id, need_msg, key, field):
+    with pytest.raises(DomainError) as err:
+        gw.submit(enterprise_id, need_msg, idempotency_key=key)
+    assert err.value.field == field
+    assert str(err.value).startswith(f"{field}: ")
+    assert count(gateway_db, RequestRow) == 0
+    assert outbox(gateway_db) == []
+
+
+def test_lookups_validate_and_report_missing_requests(gw):
+    with pytest.raises(DomainError) as err:
+        gw.get("")
+    assert err.value.field == "request_id"
+    with pytest.raises(DomainError) as err:
+        gw.list("ent-acme", limit=-1)
+    assert err.value.field == "limit"
+    with pytest.raises(NotFound):
+        gw.get(str(uuid.uuid4()))
+
+
+# ---- through the real broker ----------------------------------------------------------------------------
+
+def test_routed_request_reaches_the_centres_inbox_topic(kafka, producer, gw, gateway_db, topic_reader):
+    from metrofed.bus.admin import ensure_topics
+    from metrofed.db.outbox import OutboxRelay
+
+    enterprise = unique("ent")
+    row = gw.submit(enterprise, pressure_need())
+    inbox = topics.inbox(row.assigned_centre_id)
+    ensure_topics(kafka.bootstrap, [topics.inbox_spec(row.assigned_centre_id)])
+    reader = topic_reader(inbox)
+
+    assert OutboxRelay(gateway_db, Outbox, producer).relay_once() == 1
+
+    (record,) = reader.read(1, match=lambda r: r.key == row.request_id.encode())
+    ev = unwrap(record.value).event
+    assert isinstance(ev, events_pb2.RequestRouted)
+    assert (ev.request_id, ev.enterprise_id, ev.centre_id, ev.attempt) == (row.request_id, enterprise,
+                                                                            row.assigned_centre_id, 1)
+    assert dict(record.headers)["metrofed-event-type"] == b"metrofed.v1.RequestRouted"
+    assert all(r.sent_at is not None for r in outbox(gateway_db))

@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     engine = make_engine(settings.database_url)
     upgrade_to_head(engine, MIGRATIONS)
     sessions = sessionmaker(engine, expire_on_commit=False)
-    ensure_topics(settings.kafka_bootstrap, topics.FEDERATION_TOPICS)
+    ensure_topics(settings.kafka_bootstrap, topics.federation_topics(settings.topic_replication))
 
     producer = make_producer(settings.kafka_bootstrap, client_id="gateway")
     relay = OutboxRelay(sessions, Outbox, producer, poll_seconds=settings.outbox_poll_seconds,

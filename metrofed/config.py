@@ -35,6 +35,8 @@ class Settings:
     zipkin_endpoint: str  # empty: no Zipkin export
     otlp_endpoint: str  # OTEL_EXPORTER_OTLP_ENDPOINT; when set, wins over Zipkin
     outbox_poll_seconds: float
+    topic_replication: int  # replication factor of the topics this process creates (1 on one broker)
+    advertise: str  # host:port other parties should dial; defaults to the listen address
     # Test-only fault injection: kill this process with SIGKILL right after the inbox transaction
     # commits and before the Kafka offset is committed (see tests/e2e/test_crash_recovery.py).
     crash_after_inbox_commit: bool
@@ -51,5 +53,7 @@ def load_settings(default_database_url: str) -> Settings:
         zipkin_endpoint=os.environ.get("ZIPKIN_ENDPOINT", "http://127.0.0.1:9411/api/v2/spans"),
         otlp_endpoint=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
         outbox_poll_seconds=_env_float("METROFED_OUTBOX_POLL_SECONDS", 0.2),
+        topic_replication=int(_env_float("METROFED_TOPIC_REPLICATION", 1)),
+        advertise=os.environ.get("METROFED_ADVERTISE", ""),
         crash_after_inbox_commit=os.environ.get("METROFED_TEST_CRASH_AFTER_INBOX_COMMIT") == "1",
     )

@@ -97,6 +97,8 @@ def centre_manifest(centre_id: str) -> str:
         "ports": [{"name": "grpc", "containerPort": GRPC_PORT}],
         "env": [
             {"name": "METROFED_LISTEN", "value": f"0.0.0.0:{GRPC_PORT}"},
+            {"name": "METROFED_ADVERTISE", "value": f"{name}:{GRPC_PORT}"},
+            {"name": "METROFED_TOPIC_REPLICATION", "value": "3"},
             {"name": "KAFKA_BOOTSTRAP", "value": KAFKA_BOOTSTRAP},
             {"name": "DATABASE_URL", "valueFrom": secret_ref("metrofed-database-urls", name)},
             {"name": "METROFED_CENTRE_TOKEN", "valueFrom": secret_ref("metrofed-tokens", name)},
@@ -251,7 +253,7 @@ def topics_configmap(ids: list[str]) -> str:
         "done\n"
         "create() {  # NAME PARTITIONS [--config k=v ...]\n"
         "  name=\"$1\"; partitions=\"$2\"; shift 2\n"
-        "  if printf '%s\\n' \"$EXISTING\" | grep -qx \"$name\"; then echo \"exists: $name\"; return; fi\n"
+        "  if printf '%s\\n' \"$EXISTING\" | grep -qxF \"$name\"; then echo \"exists: $name\"; return; fi\n"
         "  n=0\n"
         f"  until $KT --bootstrap-server \"$BOOTSTRAP\" --create --if-not-exists --topic \"$name\" "
         f"--partitions \"$partitions\" --replication-factor {CLUSTER_REPLICATION_FACTOR} \"$@\"; do\n"

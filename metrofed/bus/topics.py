@@ -25,19 +25,28 @@ def inbox(centre_id: str) -> str:
     return f"{INBOX_PREFIX}{centre_id}.v1"
 
 
-# The catalog is rebuilt from these two from offset 0, so they are compacted: the latest record per
-# key (centre, or centre/capability) survives, and tombstones are kept a day so a rebuilding gateway sees
-# withdrawals.
-FEDERATION_TOPICS = (
-    TopicSpec(CENTRES, 1, {"cleanup.policy": "compact", "min.insync.replicas": "1",
-                           "delete.retention.ms": "86400000"}),
-    TopicSpec(CAPABILITIES, 6, {"cleanup.policy": "compact", "min.insync.replicas": "1",
-                                "delete.retention.ms": "86400000", "segment.ms": "3600000"}),
-    TopicSpec(REQUEST_STATUS, 6, {"cleanup.policy": "delete", "retention.ms": _WEEK_MS,
-                                  "min.insync.replicas": "1"}),
-)
+def _replicated(configs: dict[str, str], replication: int) -> dict[str, str]:
+    # One broker (make run, tests): min ISR 1. A cluster: 2, so acks=all survives one broker down.
+    return {**configs, "min.insync.replicas": "1" if replication < 3 else "2"}
 
 
-def inbox_spec(centre_id: str) -> TopicSpec:
-    return TopicSpec(inbox(centre_id), 1, {"cleanup.policy": "delete", "retention.ms": _WEEK_MS,
-                                           "min.insync.replicas": "1"})
+def federation_topics(replication: int = 1) -> tuple[TopicSpec, ...]:
+    """The shared topics. The catalog is rebuilt from the two compacted ones from offset 0: the latest
+    record per key (centre, or centre/capability) survives, and tombstones are kept a day so that a
+    rebuilding gateway sees withdrawals."""
+    return (
+        TopicSpec(CENTRES, 1, _replicated({"cleanup.policy": "compact", "delete.retention.ms": "86400000"},
+                                          replication), replication),
+        TopicSpec(CAPABILITIES, 6, _replicated({"cleanup.policy": "compact", "delete.retention.ms": "86400000",
+                                                "segment.ms": "3600000"}, replication), replication),
+        TopicSpec(REQUEST_STATUS, 6, _replicated({"cleanup.policy": "delete", "retention.ms": _WEEK_MS},
+                                                 replication), replication),
+    )
+
+
+FEDERATION_TOPICS = federation_topics()
+
+
+def inbox_spec(centre_id: str, replication: int = 1) -> TopicSpec:
+    return TopicSpec(inbox(centre_id), 1, _replicated({"cleanup.policy": "delete", "retention.ms": _WEEK_MS},
+                                                      replication), replication)

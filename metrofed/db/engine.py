@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 
 from metrofed import telemetry
@@ -39,5 +40,10 @@ def upgrade_to_head(engine: Engine, migrations_dir: Path) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(migrations_dir))
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Replicas starting together must not run the same migration twice: the first takes the
+            # lock, the others wait and then find the schema at head. Released at commit.
+            key = zlib.crc32(f"metrofed-migrations:{migrations_dir.parent.name}".encode())
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")

@@ -12,7 +12,9 @@ import datetime as dt
 import logging
 import threading
 
-from sqlalchemy import JSON, DateTime, Integer, LargeBinary, String, select, update, delete
+import zlib
+
+from sqlalchemy import JSON, DateTime, Integer, LargeBinary, String, delete, select, text, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from opentelemetry import trace
@@ -21,6 +23,11 @@ from metrofed.bus import tracing
 from metrofed.bus.envelope import wrap
 
 log = logging.getLogger(__name__)
+
+
+def _lock_key(name: str) -> int:
+    """A stable 32-bit advisory-lock key for a table name (the same in every process)."""
+    return zlib.crc32(f"metrofed:{name}".encode())
 
 
 def utcnow() -> dt.datetime:
@@ -119,11 +126,14 @@ class OutboxRelay:
 
     def relay_once(self) -> int:
         with self._sessions() as session:
-            # SKIP LOCKED lets several replicas (gateways sharing PostgreSQL) relay without sending a row
-            # twice at once; SQLite has no row locks and one writer, so it ignores the clause.
+            # Several replicas (gateways sharing PostgreSQL) may run a relay each. Only one may send at a
+            # time, or a later row could overtake an earlier one for the same request (routed, then
+            # cancelled): the others skip this round. SQLite has a single writer and needs no lock.
+            if session.get_bind().dialect.name == "postgresql" and not session.scalar(
+                    text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _lock_key(self._cls.__tablename__)}):
+                return 0
             rows = session.scalars(
                 select(self._cls).where(self._cls.sent_at.is_(None)).order_by(self._cls.id).limit(self._batch)
-                .with_for_update(skip_locked=True)
             ).all()
             if not rows:
                 return 0

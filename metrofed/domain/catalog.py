@@ -242,6 +242,17 @@ class _PSet:
             yield from s
 
 
+def _intersect(a, b) -> set | frozenset:
+    """a & b for frozensets, sets, dict key views and _PSets; shard by shard when both are _PSets."""
+    if isinstance(a, _PSet) and isinstance(b, _PSet):
+        return set().union(*[x & y for x, y in zip(a.shards, b.shards) if x and y])
+    if isinstance(a, _PSet):
+        a, b = b, a
+    if isinstance(b, _PSet):
+        return {k for k in a if k in b}
+    return a & b
+
+
 def _pset_of(items) -> frozenset | _PSet:
     fs = items if isinstance(items, frozenset) else frozenset(items)
     return fs if len(fs) <= _SMALL_SET else _PSet.of(fs)
@@ -815,6 +826,9 @@ class CatalogSnapshot:
 
         scores: dict[str, float] = {}
         matched: dict[str, list[str]] = {}
+        all_matched: list[str] = []
+        unit_docs: list = []
+        order: list = []
         if q.units:
             # each unit's documents: its posting, plus every capability of a centre whose name etc. has it
             unit_docs = []
@@ -823,8 +837,32 @@ class CatalogSnapshot:
                 cids = self._centre_tok.get(u, ())
                 df = (len(post) if post is not None else 0) + sum(len(self._by_centre.get(c, ())) for c in cids)
                 unit_docs.append((u, post, cids, df))
-            # a hit must appear in at least one of the (n - required + 1) rarest units
             order = sorted(unit_docs, key=lambda x: x[3])
+        if q.units and q.required == len(q.units) and not any(ud[2] for ud in unit_docs):
+            # every token required and none matched through a centre: intersect postings (C speed)
+            posts = [ud[1] for ud in order]
+            if any(p is None for p in posts):
+                cur: set | frozenset | _PSet = frozenset()
+            else:
+                cur = posts[0]
+                for p in posts[1:]:
+                    cur = _intersect(cur, p)
+                    if not cur:
+                        break
+            base = sum(math.log(1.0 + n_docs / max(ud[3], 1)) for ud in unit_docs)
+            scores = dict.fromkeys(cur, base)
+            for bt in q.bonus:
+                bp = self._posting(bt)
+                if bp is not None and scores:
+                    both = [k for k in scores if k in bp] if isinstance(bp, _PSet) else scores.keys() & bp
+                    for k in both:
+                        scores[k] += 2.0
+            all_matched = list(q.units)
+            keys = scores.keys()
+            if q.kinds and sk_filter is None:
+                keys = [k for k in keys if ents.get(k).service_kind in q.kinds]
+        elif q.units:
+            # a hit must appear in at least one of the (n - required + 1) rarest units
             seed_units = order[: len(order) - q.required + 1]
             cands: set[str] = set()
             for _u, post, cids, _df in seed_units:
@@ -912,7 +950,7 @@ class CatalogSnapshot:
         hits.sort(key=lambda h: (-h[0], h[1]))
         page = hits[offset: offset + limit] if limit >= 0 else hits[offset:]
         return SearchResult(
-            hits=tuple(SearchHit(cap, self._centres.get(cap.centre_id), sc, tuple(matched.get(k, ())))
+            hits=tuple(SearchHit(cap, self._centres.get(cap.centre_id), sc, tuple(matched.get(k, all_matched)))
                        for sc, k, cap in page),
             total=len(hits), facets=facets)
 

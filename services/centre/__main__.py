@@ -13,6 +13,7 @@ import argparse
 import logging
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -55,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     engine = make_engine(settings.database_url)
     upgrade_to_head(engine, MIGRATIONS)
     sessions = sessionmaker(engine, expire_on_commit=False)
-    ensure_topics(settings.kafka_bootstrap, [*topics.FEDERATION_TOPICS, topics.inbox_spec(centre_id)])
+    ensure_topics(settings.kafka_bootstrap, [*topics.federation_topics(settings.topic_replication),
+                                            topics.inbox_spec(centre_id, settings.topic_replication)])
 
     producer = make_producer(settings.kafka_bootstrap, client_id=f"centre-{centre_id}")
     relay = OutboxRelay(sessions, Outbox, producer, poll_seconds=settings.outbox_poll_seconds,
@@ -68,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
                     [centre_service_pb2.DESCRIPTOR.services_by_name["CentreService"].full_name],
                     token=os.environ.get("METROFED_CENTRE_TOKEN", ""))
     host = settings.listen.rsplit(":", 1)[0]
-    servicer.endpoint = app._endpoint = f"{host}:{server.port}"
+    # What others should dial: METROFED_ADVERTISE, else the listen address (a wildcard → this host's name).
+    advertised = settings.advertise or f"{socket.gethostname() if host in ('0.0.0.0', '[::]') else host}:{server.port}"
+    servicer.endpoint = app.endpoint = advertised
     server.start()
 
     app.ensure_registered()

@@ -38,7 +38,7 @@ class CentreApp:
         self.profile = profile
         self.centre_id = profile.centre_id
         self._sessions = sessions
-        self._endpoint = endpoint
+        self.endpoint = endpoint
         self._on_commit = on_commit  # wakes the outbox relay
 
     # ---- registration and capabilities ---------------------------------------------------------------
@@ -55,7 +55,7 @@ class CentreApp:
             else:
                 row.data = data
             add_event(s, Outbox, topic=topics.CENTRES, key=self.centre_id, producer=self.centre_id,
-                      event=events_pb2.CentreRegistered(profile=centre_to_proto(profile, self._endpoint)))
+                      event=events_pb2.CentreRegistered(profile=centre_to_proto(profile, self.endpoint)))
         self.profile = profile
         self._on_commit()
         return profile

@@ -82,14 +82,20 @@ class ConsumerLoop:
                 continue
             failed = False
             for tp, records in batches.items():
-                if failed:  # not handled this round: rewind so the next poll returns them again
-                    self._consumer.seek(tp, records[0].offset)
-                    continue
-                done = self._handle_partition(tp, records)
-                if done is not None:
-                    self._consumer.commit({tp: OffsetAndMetadata(done + 1, None, -1)})
-                if done != records[-1].offset:
-                    self._consumer.seek(tp, records[0].offset if done is None else done + 1)
+                try:
+                    if failed:  # not handled this round: rewind so the next poll returns them again
+                        self._consumer.seek(tp, records[0].offset)
+                        continue
+                    done = self._handle_partition(tp, records)
+                    if done is not None:
+                        self._consumer.commit({tp: OffsetAndMetadata(done + 1, None, -1)})
+                    if done != records[-1].offset:
+                        self._consumer.seek(tp, records[0].offset if done is None else done + 1)
+                        failed = True
+                except Exception:  # noqa: BLE001 - e.g. a rebalance took the partition during commit/seek
+                    # Effects already committed stay (handlers de-duplicate); an uncommitted offset only
+                    # means a redelivery later. The loop must never die while the service says SERVING.
+                    log.exception("commit/seek failed on %s[%d]; continuing", tp.topic, tp.partition)
                     failed = True
             if failed:
                 self._stop.wait(backoff)

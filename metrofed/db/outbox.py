@@ -101,6 +101,9 @@ class OutboxRelay:
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout)
+        if self._thread.is_alive():  # stuck in a send to a vanished broker: a second sender would duplicate
+            log.warning("outbox relay did not stop within %.0fs; unsent rows go out at the next start", timeout)
+            return
         try:
             self.relay_once()  # last drain of what was committed before the stop
         except Exception:  # noqa: BLE001 - best effort on the way out; rows stay unsent and go next start

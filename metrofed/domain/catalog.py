@@ -33,13 +33,15 @@ from __future__ import annotations
 
 import bisect
 import gc
+import heapq
 import itertools
 import math
 import re
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Iterable, Iterator, Mapping
+from typing import Callable, Iterable, Iterator, Mapping
 
 from .capability import Capability, CentreProfile, ServiceKind, SERVICE_KIND_ZH
 
@@ -329,7 +331,8 @@ class _Chunk:
     ``caps``, and ``urs``/``uas``, the capability's uncertainty floor (see :func:`_u_floor`).
     """
 
-    __slots__ = ("nhis", "los", "keys", "caps", "urs", "uas", "lo_min", "lo_max", "hi_max", "first")
+    __slots__ = ("nhis", "los", "keys", "caps", "urs", "uas", "lo_min", "lo_max", "hi_max", "first",
+                 "ur_max", "ua_max")
 
     def __init__(self, nhis, los, keys, caps, urs, uas, first):
         self.nhis = nhis
@@ -342,6 +345,8 @@ class _Chunk:
         self.lo_max = max(los) if los else -_INF
         self.hi_max = -nhis[0] if nhis else -_INF
         self.first = first  # (lo, key) lower bound of this chunk's slice of the order
+        self.ur_max = max(urs) if urs else 0.0  # every entry's uncertainty floor is below ur_max*|x|+ua_max
+        self.ua_max = max(uas) if uas else 0.0
 
     @classmethod
     def from_sorted(cls, rows: list[_Row]) -> "_Chunk":
@@ -429,7 +434,7 @@ class _Bucket:
             if ch.hi_max < b:
                 continue
             end = bisect.bisect_right(ch.nhis, -b)
-            if probe is None:
+            if probe is None or ch.ur_max * probe[0] + ch.ua_max <= probe[1]:  # all pass the U floor
                 if ch.lo_max <= a:
                     out.extend(ch.caps[:end])
                 else:
@@ -545,7 +550,9 @@ class _Query:
     required: int
 
 
-def _parse_query(text: str) -> _Query:
+def _parse_query(text: str, indexed: Callable[[str], bool] = lambda _w: False) -> _Query:
+    """Split a query into tokens and service-kind words. An English kind word that is itself an indexed
+    token (``indexed``: "testing" in "materials testing machine") stays a text token."""
     low = (text or "").lower()
     units: list[str] = []
     bonus: list[str] = []
@@ -560,7 +567,7 @@ def _parse_query(text: str) -> _Query:
     for w in _WORD.findall(low):
         if w in code_parts or w in _STOP_EN or len(w) < 2 or w.isdigit():
             continue
-        if w in _KIND_WORDS:
+        if w in _KIND_WORDS and not indexed(_fold(w)):
             kinds.add(_KIND_WORDS[w])
             continue
         units.append(_fold(w))
@@ -803,7 +810,7 @@ class CatalogSnapshot:
         rank by matched tokens weighted by rarity, plus a bonus for whole Chinese terms. Empty text lists
         everything the filters keep. Facets count the filtered hits (all of them, not just the page).
         """
-        q = _parse_query(text)
+        q = _parse_query(text, lambda w: w in self._postings)
         sk_filter = ServiceKind(service_kind) if service_kind is not None else None
         ents = self._entries
         n_docs = max(len(ents), 1)
@@ -905,40 +912,31 @@ class CatalogSnapshot:
         else:
             keys = [k for s in ents._shards for k in s]
 
-        # filters
-        rng = range_lo_si is not None or range_hi_si is not None
-        hits: list[tuple[float, str, Capability]] = []
-        for key in keys:
-            cap = ents.get(key)
-            if cap is None:
-                continue
-            if sk_filter is not None and cap.service_kind != sk_filter:
-                continue
-            if quantity_kind is not None and cap.quantity_kind != quantity_kind:
-                continue
-            if allowed_centres is not None and cap.centre_id not in allowed_centres:
-                continue
-            if rng:
-                lo = range_hi_si if range_lo_si is None else range_lo_si
-                hi = range_lo_si if range_hi_si is None else range_hi_si
-                if not cap.bands or not covers(cap, lo, hi):
-                    continue
-            if max_relative_u is not None and not _relative_u_ok(cap, range_lo_si, range_hi_si, max_relative_u):
-                continue
-            hits.append((scores.get(key, 0.0), key, cap))
+        # filters (list comprehensions: this runs over every hit, 100k at 1M rows for a common word)
+        shards, mask = ents._shards, _MAP_SHARDS - 1
+        caps = [shards[hash(k) & mask].get(k) for k in keys]
+        caps = [c for c in caps if c is not None]
+        if sk_filter is not None:
+            caps = [c for c in caps if c.service_kind is sk_filter]
+        if quantity_kind is not None:
+            caps = [c for c in caps if c.quantity_kind == quantity_kind]
+        if allowed_centres is not None:
+            caps = [c for c in caps if c.centre_id in allowed_centres]
+        if range_lo_si is not None or range_hi_si is not None:
+            lo = range_hi_si if range_lo_si is None else range_lo_si
+            hi = range_lo_si if range_hi_si is None else range_hi_si
+            caps = [c for c in caps if c.bands and covers(c, lo, hi)]
+        if max_relative_u is not None:
+            caps = [c for c in caps if _relative_u_ok(c, range_lo_si, range_hi_si, max_relative_u)]
 
-        facets: dict[str, dict[str, int]] = {"service_kind": {}, "quantity_kind": {}, "province": {},
-                                             "city": {}, "centre": {}}
-        fs, fq, fp, fc, fcen = (facets[k] for k in ("service_kind", "quantity_kind", "province", "city",
-                                                     "centre"))
-        per_centre: dict[str, int] = {}
-        for _s, _k, cap in hits:
-            v = cap.service_kind.value
-            fs[v] = fs.get(v, 0) + 1
-            fq[cap.quantity_kind] = fq.get(cap.quantity_kind, 0) + 1
-            per_centre[cap.centre_id] = per_centre.get(cap.centre_id, 0) + 1
+        facets: dict[str, dict[str, int]] = {
+            "service_kind": {k.value: n for k, n in Counter(c.service_kind for c in caps).items()},
+            "quantity_kind": dict(Counter(c.quantity_kind for c in caps)),
+            "province": {}, "city": {}, "centre": {}}
+        fp, fc = facets["province"], facets["city"]
+        per_centre = Counter(c.centre_id for c in caps)
         for cid, n in per_centre.items():
-            fcen[cid] = n
+            facets["centre"][cid] = n
             p = self._centres.get(cid)
             pv = (p.province.zh or p.province.en) if p else ""
             ct = (p.city.zh or p.city.en) if p else ""
@@ -947,12 +945,19 @@ class CatalogSnapshot:
         for k in list(facets):
             facets[k] = dict(sorted(facets[k].items(), key=lambda kv: (-kv[1], kv[0])))
 
-        hits.sort(key=lambda h: (-h[0], h[1]))
-        page = hits[offset: offset + limit] if limit >= 0 else hits[offset:]
+        total = len(caps)
+        end = None if limit < 0 else offset + limit
+        if scores:
+            ranked = sorted([(-scores.get(k, 0.0), k, c) for c, k in zip(caps, [c.key for c in caps])]) \
+                if end is None or end * 8 > total else \
+                heapq.nsmallest(end, ((-scores.get(k, 0.0), k, c) for c, k in zip(caps, [c.key for c in caps])))
+        else:
+            ranked = [(0.0, k, c) for k, c in sorted(zip([c.key for c in caps], caps), key=lambda kc: kc[0])]
+        page = ranked[offset:end]
         return SearchResult(
-            hits=tuple(SearchHit(cap, self._centres.get(cap.centre_id), sc, tuple(matched.get(k, all_matched)))
-                       for sc, k, cap in page),
-            total=len(hits), facets=facets)
+            hits=tuple(SearchHit(cap, self._centres.get(cap.centre_id), -nsc or 0.0,
+                                 tuple(matched.get(k, all_matched))) for nsc, k, cap in page),
+            total=total, facets=facets)
 
     # -- copy-on-write updates -----------------------------------------------------------------------
     def with_freshness(self, centre_id: str, stamp: Stamp | None) -> "CatalogSnapshot":

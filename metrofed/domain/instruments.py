@@ -178,7 +178,8 @@ EQUIVALENT: dict[frozenset, tuple[float, str]] = {
     frozenset(("tachometer", "sensor")): (0.7, "tachometers and speed probes are both calibrated against a "
                                                "standard speed source (JJG 105)"),
     frozenset(("teslameter", "magnetometer")): (0.8, "both calibrated in a reference field"),
-    frozenset(("teslameter", "sensor")): (0.7, "a teslameter and a Hall probe are both calibrated in a reference field"),
+    frozenset(("teslameter", "sensor")): (0.7, "a teslameter and a Hall probe are both calibrated in a reference "
+                                               "field"),
     frozenset(("ammeter", "multimeter")): (0.8, "both calibrated with a multifunction calibrator"),
     frozenset(("voltmeter", "multimeter")): (0.8, "both calibrated with a multifunction calibrator"),
     frozenset(("clamp-meter", "ammeter")): (0.8, "both are current meters"),
@@ -247,7 +248,8 @@ def _tokens(seg: str) -> str:
 _TERMS: list[tuple[str, bool, Head]] = []  # (term, is_cjk, head)
 for _hd in HEADS:
     for _t in _hd.terms:
-        _TERMS.append((_t if _CJK.search(_t) else " ".join(_singular(w) for w in _t.split()), bool(_CJK.search(_t)), _hd))
+        _cjk_term = bool(_CJK.search(_t))
+        _TERMS.append((_t if _cjk_term else " ".join(_singular(w) for w in _t.split()), _cjk_term, _hd))
 
 
 def _find(s: str) -> list[tuple[int, int, Head]]:
@@ -356,7 +358,8 @@ def _profile(instrument: str, measurand: str, extra: str, capability_side: bool)
         merged[k] = max(merged.get(k, 0.0), f)
     keys = set(merged)
     quals = _qualifiers(f"{instrument} {measurand}", keys)
-    return _Heads(tuple(sorted(merged.items())), tuple(quals), frozenset(_word_tokens(f"{instrument} {measurand} {extra}")))
+    toks = frozenset(_word_tokens(f"{instrument} {measurand} {extra}"))
+    return _Heads(tuple(sorted(merged.items())), tuple(quals), toks)
 
 
 def heads_of(text: str) -> tuple[str, ...]:
@@ -407,7 +410,8 @@ def _qual_text(group: str, values: frozenset) -> str:
 
 @functools.lru_cache(maxsize=65536)
 def judge(need_instrument: str, need_measurand: str, cap_instrument_zh: str, cap_instrument_en: str,
-          cap_measurand_zh: str = "", cap_measurand_en: str = "", cap_keywords: tuple[str, ...] = ()) -> InstrumentMatch:
+          cap_measurand_zh: str = "", cap_measurand_en: str = "",
+          cap_keywords: tuple[str, ...] = ()) -> InstrumentMatch:
     """Does the capability (its instrument and measurand, zh/en, and keywords) serve the need's instrument?"""
     need = _profile(need_instrument, need_measurand, "", False)
     cap = _profile(f"{cap_instrument_zh} / {cap_instrument_en}", f"{cap_measurand_zh} / {cap_measurand_en}",
@@ -450,14 +454,15 @@ def judge(need_instrument: str, need_measurand: str, cap_instrument_zh: str, cap
             continue
         if not (cv & values):
             return InstrumentMatch(False, 0.0, (
-                f"{_qual_text(group, cv)} {cap_name}, not {_qual_text(group, values)} ({need_name})"))
+                f"{cap_name} [{_qual_text(group, cv)}], not {need_name} [{_qual_text(group, values)}]: "
+                f"contradicting {group}"))
     if not confirmed:
         rel *= UNCONFIRMED_QUALIFIER_FACTOR
-        reason += "; the need's qualifier is not stated by the capability"
-    what = HEAD_BY_KEY[nk]
+        reason += "; the need's " + ", ".join(_qual_text(g, v) for g, v in need.qualifiers if g not in cap_q) + \
+            " not stated by the capability"
     if nk == ck:
-        why = f"instrument {what.zh} {what.en}: {cap_name} ({reason})"
+        why = f"instrument {cap_name} serves {need_name} ({reason}: {HEAD_BY_KEY[nk].en})"
     else:
-        c = HEAD_BY_KEY[ck]
-        why = f"instrument {what.zh} {what.en} served by {cap_name} [{c.en}] ({reason})"
+        why = (f"instrument {cap_name} [{HEAD_BY_KEY[ck].en}] serves {need_name} [{HEAD_BY_KEY[nk].en}] "
+               f"({reason})")
     return InstrumentMatch(True, round(rel, 6), why)

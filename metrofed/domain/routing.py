@@ -7,6 +7,9 @@ eligible when, checked in this order (the first failure is its rejection reason)
 1. SERVICE_KIND     its service kind is the one needed (a "not sure" need becomes 检定 verification when
                     the law requires it (legal.verification_required), else 校准 calibration);
 2. QUANTITY_KIND    same quantity kind (torque never matches energy) and the band units' dimension fits;
+2b. INSTRUMENT_TYPE the capability serves the instrument the need names (instruments.judge: same head noun
+                    or an accepted equivalent, no contradicting qualifier such as DC vs AC or type K vs S;
+                    an instrument the vocabulary does not know is never rejected, only ranked lower);
 3. RANGE_NOT_COVERED its bands, adjacent (touching or overlapping) bands joined, cover [min, max];
 4. UNCERTAINTY_INADEQUATE  T/U at the *worst point* of the requested range ≥ the rule's ratio
                     (TUR ≥ 4:1 ANSI/NCSL Z540.3, or JJF 1094's U95 ≤ MPE/3). U(x) = a·|x| + b per band,
@@ -29,8 +32,9 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from metrofed.domain import legal, units
-from metrofed.domain.capability import Capability, CentreProfile, RangeBand, ServiceKind, SERVICE_KIND_ZH, Site
+from metrofed.domain import instruments, legal, units
+from metrofed.domain.capability import (Capability, CentreProfile, MEASURING_KINDS, RangeBand, ServiceKind,
+                                        SERVICE_KIND_ZH, Site)
 from metrofed.domain.need import Need, PERCENT_OF_READING_FLOOR, ToleranceKind
 
 __all__ = [
@@ -49,6 +53,7 @@ __all__ = [
 class ReasonCode(str, enum.Enum):
     SERVICE_KIND = "SERVICE_KIND"
     QUANTITY_KIND = "QUANTITY_KIND"
+    INSTRUMENT_TYPE = "INSTRUMENT_TYPE"
     RANGE_NOT_COVERED = "RANGE_NOT_COVERED"
     UNCERTAINTY_INADEQUATE = "UNCERTAINTY_INADEQUATE"
     NOT_AUTHORISED = "NOT_AUTHORISED"
@@ -114,6 +119,7 @@ class ScoreWeights:
     lead_time: float = 0.20  # 1 / (1 + lead_time_days / 7)
     price: float = 0.15  # cheapest eligible price / this price
     load: float = 0.15  # 1 − min(load, 1)
+    instrument: float = 0.20  # instruments.judge relevance: 1 same instrument, 0.8 equivalent, ≤ 0.5 by words
     deadline_miss_penalty: float = 1.0  # subtracted when the lead time misses the deadline
 
 
@@ -336,10 +342,16 @@ def route(
 
     legal_note = _legal_note(need, sk, legal_required, regulation, legal_reason)
 
-    eligible: list[tuple] = []  # (cap, centre, idxs, worst, load)
+    eligible: list[tuple] = []  # (cap, centre, idxs, worst, load, instrument match)
     rejected: list[Rejection] = []
     partial: list[tuple] = []  # (cap, segments) covering part of the range: split material
     rule_text = need.decision_rule.describe()
+    # Rule 2b: only for measuring services (a consultation's "instrument" is a topic). Judged once per
+    # distinct capability text (imemo, and instruments.judge's own lru_cache across calls).
+    check_instrument = sk in MEASURING_KINDS
+    need_instr, need_meas = need.instrument_type, need.measurand
+    imemo: dict[tuple, instruments.InstrumentMatch] = {}
+    verb = _VERB.get(sk, "serves")
 
     for cap in candidates:
         cid, capid = cap.centre_id, cap.capability_id
@@ -363,6 +375,16 @@ def route(
                                       f"band units {', '.join(sorted({b.unit for b in bands})) or '(none)'} "
                                       f"do not measure {qk}"))
             continue
+        im = None
+        if check_instrument:
+            it, ms = cap.instrument_type, cap.measurand
+            ikey = (it.zh, it.en, ms.zh, ms.en, cap.keywords)
+            im = imemo.get(ikey)
+            if im is None:
+                im = imemo[ikey] = instruments.judge(need_instr, need_meas, it.zh, it.en, ms.zh, ms.en, cap.keywords)
+            if not im.match:
+                rejected.append(Rejection(cid, capid, ReasonCode.INSTRUMENT_TYPE, f"{verb} {im.why}"))
+                continue
         segs = _segments(bands, eps)
         cover = None
         for s_lo, s_hi, idxs in segs:
@@ -394,7 +416,7 @@ def route(
             continue
         used = [i for i in cover if bands[i].hi_si > lo + eps and bands[i].lo_si < hi - eps] or \
                [i for i in cover if bands[i].lo_si <= lo + eps and bands[i].hi_si >= hi - eps]
-        eligible.append((cap, centre, tuple(sorted(used)), w, float(load.get(cid, 0.0))))
+        eligible.append((cap, centre, tuple(sorted(used)), w, float(load.get(cid, 0.0)), im))
 
     candidates_out = _rank(need, eligible, weights, days_left, req, rule_text, max_candidates)
     split: list[SplitPart] = []
@@ -416,6 +438,10 @@ def route(
     rejected.sort(key=lambda r: (r.centre_id, r.capability_id, r.reason_code.value))
     return RoutingDecision(service_kind=sk, legal_note=legal_note, candidates=candidates_out, rejected=rejected,
                            split=split, regulation=regulation, required_ratio=req)
+
+
+_VERB = {ServiceKind.VERIFICATION: "verifies", ServiceKind.CALIBRATION: "calibrates", ServiceKind.TESTING: "tests",
+         ServiceKind.TYPE_EVALUATION: "type-evaluates"}
 
 
 def _legal_note(need: Need, sk: ServiceKind, required: bool, regulation: str | None, reason: str) -> str:
@@ -484,7 +510,7 @@ def _rank(need: Need, eligible: list[tuple], wts: ScoreWeights, days_left: int |
     city, province = need.city, need.province
     scored = []
     for e in eligible:
-        cap, centre, used, w, ld = e
+        cap, centre, used, w, ld, im = e
         ratio = w[0]
         margin = (min(ratio / req, 3.0) - 1.0) / 2.0 if ratio != math.inf else 1.0
         if centre is None:
@@ -501,6 +527,7 @@ def _rank(need: Need, eligible: list[tuple], wts: ScoreWeights, days_left: int |
         score = (wts.margin * margin + wts.proximity * prox + wts.lead_time * (1.0 / (1.0 + lead / 7.0))
                  + wts.price * (1.0 if price <= 0 else p_min / price)
                  + wts.load * (1.0 - min(max(ld, 0.0), 1.0))
+                 + wts.instrument * (im.relevance if im is not None else 1.0)
                  - (wts.deadline_miss_penalty if missed else 0.0))
         scored.append((-round(score, 9), cap.centre_id, cap.capability_id, prox, missed, e))
     scored.sort(key=lambda r: (r[0], r[1], r[2]))
@@ -512,7 +539,7 @@ def _rank(need: Need, eligible: list[tuple], wts: ScoreWeights, days_left: int |
 
 def _candidate(need: Need, e: tuple, score: float, prox: float, missed: bool, days_left: int | None, req: float,
                rule_text: str) -> Candidate:
-    cap, centre, used, w, ld = e
+    cap, centre, used, w, ld, im = e
     ratio, x, bi, u95, t = w
     n_unit = need.display_unit
     if centre is None:
@@ -530,13 +557,14 @@ def _candidate(need: Need, e: tuple, score: float, prox: float, missed: bool, da
         timing = f"lead time {lead} d MISSES the deadline ({days_left} d left)"
     else:
         timing = f"lead time {lead} d meets the deadline ({days_left} d left)"
+    instr_txt = f"{im.why}; " if im is not None else ""
     bands_txt = " joined with ".join(_band_text(cap.bands[i]) for i in used)
     name = (centre.name.zh or centre.name.en) if centre is not None else cap.centre_id
     tur_txt = "∞" if ratio == math.inf else _fmt(ratio)
     wp = _point_in_need_unit(need, x)
     explanation = (
         f"{name} [{cap.centre_id}/{cap.capability_id} v{cap.version}, {SERVICE_KIND_ZH[cap.service_kind]} "
-        f"{cap.method_code}]: {bands_txt} covers {_fmt(need.range_min)}–{_fmt(need.range_max)} {n_unit}; "
+        f"{cap.method_code}]: {instr_txt}{bands_txt} covers {_fmt(need.range_min)}–{_fmt(need.range_max)} {n_unit}; "
         f"worst point {_fmt(wp)} {n_unit} in {_band_text(cap.bands[bi])}: "
         f"U = {_fmt(need.delta_from_si(u95))} {n_unit} (k=2, 95 %) against tolerance "
         f"±{_fmt(need.delta_from_si(t))} {n_unit}, TUR {tur_txt}:1 ≥ {_fmt(req)}:1 required ({rule_text}); "

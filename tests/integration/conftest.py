@@ -257,9 +257,3 @@ def span_exporter():
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     _EXPORTER = exporter
     return exporter
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _sdk_tracing(span_exporter):
-    """Recording spans for every integration test: the relay only sends a traceparent for a real span."""
-    yield

@@ -19,7 +19,8 @@ from services.centre.app import CentreApp
 from services.centre.models import Outbox
 from tests.integration.conftest import unique, wait_until
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
+# Recording spans: the relay only sends a traceparent header when its producer span is a real one.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(90), pytest.mark.usefixtures("span_exporter")]
 
 TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 CENTRE = "sh-icv"
@@ -145,3 +146,40 @@ def test_background_relay_is_woken_by_commits_and_drains_on_stop(centre, centre_
         relay.stop()
     assert relay.sent_total == 1
     assert not relay._thread.is_alive()
+
+
+@pytest.mark.postgres
+def test_on_postgres_only_one_relay_sends_at_a_time(postgres, engine_factory, seed_by_id, producer, topic_reader):
+    """Replicas sharing one PostgreSQL outbox: while another relay holds the outbox's advisory lock, a
+    relay skips its round and leaves the rows alone; once the lock is released it sends them."""
+    from sqlalchemy import text
+    from sqlalchemy.orm import sessionmaker
+
+    from metrofed.db.engine import upgrade_to_head
+    from metrofed.db.outbox import _lock_key
+    from tests.integration.conftest import CENTRE_MIGRATIONS
+
+    name = "t_" + unique("lock").replace("-", "_")
+    engine = engine_factory(postgres.create_database(name, replace=True))
+    try:
+        upgrade_to_head(engine, CENTRE_MIGRATIONS)
+        sessions = sessionmaker(engine, expire_on_commit=False)
+        seed = seed_by_id[CENTRE]
+        app = CentreApp(dataclasses.replace(seed.profile, centre_id=unique("lock")), sessions)
+        app.publish(seed.capabilities[0])
+        reader = topic_reader(topics.CAPABILITIES)
+        relay = OutboxRelay(sessions, Outbox, producer)
+
+        with engine.connect() as other_replica:
+            with other_replica.begin():
+                assert other_replica.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"),
+                                            {"k": _lock_key(Outbox.__tablename__)})
+                assert relay.relay_once() == 0
+                assert [r.sent_at for r in rows(sessions)] == [None]
+        assert relay.relay_once() == 1
+        key = f"{app.centre_id}/{seed.capabilities[0].capability_id}".encode()
+        reader.read(1, match=lambda r: r.key == key)
+        assert rows(sessions)[0].sent_at is not None
+    finally:
+        engine.dispose()
+        postgres.drop_database(name)

@@ -80,6 +80,22 @@ def _fmt(x):
     return format_value(x)
 
 
+@pytest.mark.parametrize("case_id", ["it-measurand-only", "it-unknown-instrument"])
+def test_no_instrument_rejection_without_a_known_instrument(case_id):
+    case = next(c for c in CASES if c.id == case_id)
+    d = route(need_from_fields(**case.need, today=TODAY), CAPS, CENTRES, {}, TODAY)
+    assert not [r for r in d.rejected if r.reason_code is ReasonCode.INSTRUMENT_TYPE]
+    assert all("word overlap" in c.explanation for c in d.candidates)
+
+
+def test_instrument_rejection_is_explained():
+    case = next(c for c in CASES if c.id == "it-wrench-not-joint-sensor")
+    d = route(need_from_fields(**case.need, today=TODAY), CAPS, CENTRES, {}, TODAY)
+    r = next(r for r in d.rejected if r.capability_id == "joint-torque-sensor-cal")
+    assert r.reason.startswith("calibrates ") and "robot joint torque sensor" in r.reason and "torque wrench" in r.reason
+    assert "serves torque wrenches" in d.candidates[0].explanation
+
+
 def test_thermocouple_u_is_a_difference_in_the_explanation():
     need = need_from_fields(instrument_type="K型热电偶", unit="℃", range_min=1000, range_max=1000,
                             tolerance_value=2.5, tolerance_unit="℃")

@@ -11,9 +11,11 @@ use), creates a compacted 6-partition topic like ``metrofed.capabilities.v1``, p
 then times the consumer from offset 0: poll -> decode -> builder, until every partition reaches the end
 offset seen at start, then ``build()``. The broker is stopped at the end, always.
 
-Codec: ``metrofed.bus.codec`` when it exists and offers an encode/decode pair for capabilities (see
-``_bus_codec``), otherwise JSON of ``metrofed.domain.records.capability_to_dict`` decoded with
-``capability_from_dict`` (validating, unit parsing included). The one used is printed.
+Codec (printed): ``metrofed.bus.codec`` when it exists and offers an encode/decode pair for capabilities
+(see ``_bus_codec``); else the protobuf wire form, ``Envelope(CapabilityPublished)`` through
+``metrofed.bus.envelope`` and ``metrofed.protoconv``, when those import and round-trip; else JSON of
+``metrofed.domain.records.capability_to_dict`` decoded with ``capability_from_dict``. Both fallbacks
+validate through ``records`` (unit parsing included), as the gateway's adapter does.
 """
 
 from __future__ import annotations
@@ -87,6 +89,34 @@ def _bus_codec() -> Codec | None:
     return None
 
 
+def _proto_codec() -> Codec | None:
+    """The wire form the centres publish: Envelope(CapabilityPublished(Capability)) via metrofed.protoconv."""
+    try:
+        from metrofed import protoconv
+        from metrofed.bus import envelope
+        from metrofed.v1 import events_pb2
+    except ImportError:
+        return None
+
+    def encode(c: Capability) -> bytes:
+        ev = events_pb2.CapabilityPublished(capability=protoconv.capability_to_proto(c))
+        return envelope.wrap(ev, c.centre_id, event_id=c.key + f"@{c.version}").SerializeToString()
+
+    def decode(b: bytes) -> Capability:
+        msg = envelope.unwrap(b).event.capability
+        return protoconv.capability_from_proto(msg, msg.centre_id, msg.version)
+
+    try:
+        probe = make_capabilities(1)[0]
+        if decode(encode(probe)) != probe:
+            raise ValueError("round trip differs")
+    except Exception as exc:  # noqa: BLE001
+        print(f"  protobuf envelope codec present but unusable here ({exc!r}); using JSON")
+        return None
+    return Codec("protobuf (metrofed.bus.envelope + metrofed.protoconv, Envelope(CapabilityPublished))",
+                 encode, decode)
+
+
 def pick_codec(which: str) -> Codec:
     if which in ("auto", "bus"):
         c = _bus_codec()
@@ -94,6 +124,12 @@ def pick_codec(which: str) -> Codec:
             return c
         if which == "bus":
             raise SystemExit("metrofed.bus.codec is not usable")
+    if which in ("auto", "proto"):
+        c = _proto_codec()
+        if c is not None:
+            return c
+        if which == "proto":
+            raise SystemExit("the protobuf envelope codec is not usable")
     return _json_codec()
 
 
@@ -191,7 +227,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(prog="python -m bench.catalog_rebuild", description=__doc__.split("\n")[0])
     ap.add_argument("--events", type=int, default=100_000)
     ap.add_argument("--quick", action="store_true", help="CI smoke: 10k events")
-    ap.add_argument("--codec", choices=("auto", "bus", "json"), default="auto")
+    ap.add_argument("--codec", choices=("auto", "bus", "proto", "json"), default="auto",
+                    help="auto: metrofed.bus.codec, else the protobuf envelope, else JSON")
     ap.add_argument("--keep", action="store_true", help="keep the broker's data directory")
     a = ap.parse_args(argv)
     n = 10_000 if a.quick else a.events

@@ -15,8 +15,9 @@ Three pieces:
   copy-on-write of only the index buckets the event touches (a few chunks of a few hundred entries, a few
   posting shards), never a full re-index.
 
-The routing index (:meth:`CatalogSnapshot.candidates`) keys buckets by (quantity kind, service kind). A
-bucket is a tuple of chunks partitioned by each entry's lowest covered value (``lo``), each chunk holding at
+The routing index (:meth:`CatalogSnapshot.candidates`) keys buckets by (quantity kind, service kind) and,
+inside those, by instrument group (instrument type, measurand, keywords: what the router's instrument
+rule reads, so a caller can skip whole groups the router would reject). A bucket is a tuple of chunks partitioned by each entry's lowest covered value (``lo``), each chunk holding at
 most a few hundred entries *sorted by highest covered value (``hi``) descending*. A "covers [a, b]" query
 walks the chunks whose ``lo`` starts at or below ``a`` and, for chunks entirely below ``a``, takes the prefix
 with ``hi >= b`` by ``bisect`` and a slice. A capability whose bands leave gaps is indexed once per joined
@@ -39,7 +40,7 @@ import math
 import re
 import threading
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable, Iterable, Iterator, Mapping
 
@@ -57,6 +58,8 @@ __all__ = [
     "covers",
     "overlaps",
     "adequacy_probe",
+    "instrument_filter",
+    "instrument_group",
     "tokenize",
 ]
 
@@ -658,6 +661,28 @@ def _relative_u_ok(cap: Capability, lo: float | None, hi: float | None, max_rel:
     return worst != -_INF and worst <= max_rel * (1 + _REL_TOL)
 
 
+InstrumentGroup = tuple  # (instrument_type.zh, instrument_type.en, measurand.zh, measurand.en, keywords)
+
+
+def instrument_group(cap: Capability) -> InstrumentGroup:
+    """The routing sub-bucket of a capability: what the router's instrument rule looks at."""
+    it, ms = cap.instrument_type, cap.measurand
+    return (it.zh, it.en, ms.zh, ms.en, cap.keywords)
+
+
+def instrument_filter(need, service_kind: ServiceKind) -> Callable[[InstrumentGroup], bool] | None:
+    """``accept_instrument`` for :meth:`CatalogSnapshot.candidates` applying the router's rule 2b
+    (``instruments.judge``, measuring services only): a group whose instrument does not serve the need's is
+    skipped whole. None when the router would not check the instrument."""
+    from metrofed.domain.capability import MEASURING_KINDS
+    from metrofed.domain.instruments import judge
+
+    if service_kind not in MEASURING_KINDS:
+        return None
+    ni, nm = need.instrument_type, need.measurand
+    return lambda g: judge(ni, nm, g[0], g[1], g[2], g[3], g[4]).match
+
+
 def adequacy_probe(need) -> tuple[float, float]:
     """(x_si, U95 max) for ``candidates(u95_at=...)`` from a :class:`metrofed.domain.need.Need`.
 
@@ -735,7 +760,8 @@ class CatalogSnapshot:
 
     def candidates(self, quantity_kind: str, service_kinds: Iterable[ServiceKind | str] | ServiceKind | str,
                    lo_si: float | None = None, hi_si: float | None = None, *, partial: bool = False,
-                   u95_at: tuple[float, float] | None = None) -> list[Capability]:
+                   u95_at: tuple[float, float] | None = None,
+                   accept_instrument: Callable[[InstrumentGroup], bool] | None = None) -> list[Capability]:
         """Capabilities of this quantity kind and one of these service kinds that cover [lo_si, hi_si].
 
         Coverage is the bands' joined coverage: one contiguous run of bands must contain the whole range
@@ -745,6 +771,10 @@ class CatalogSnapshot:
         ``u95_at=(x_si, u_max_si)`` (see :func:`adequacy_probe`) also drops capabilities whose expanded
         uncertainty (at ~95 %) at ``x_si`` cannot be below ``u_max_si`` in any band -- a sound bound, so the
         result stays a superset of what the router accepts; it still checks uncertainty, law, site, load.
+
+        ``accept_instrument(group)`` is asked once per distinct instrument group -- ``(instrument_type.zh,
+        instrument_type.en, measurand.zh, measurand.en, keywords)`` -- of the buckets; groups it refuses are
+        skipped whole (see :func:`instrument_filter`, the router's own instrument rule).
         """
         if isinstance(service_kinds, (str, ServiceKind)):
             service_kinds = (service_kinds,)
@@ -752,7 +782,9 @@ class CatalogSnapshot:
         out: list[Capability] = []
         if lo_si is None and hi_si is None:
             for sk in kinds:
-                self._buckets.get((quantity_kind, sk), _EMPTY_BUCKET).all(out)
+                for g, bucket in self._buckets.get((quantity_kind, sk), _EMPTY_DICT).items():
+                    if accept_instrument is None or accept_instrument(g):
+                        bucket.all(out)
             return out
         lo = hi_si if lo_si is None else lo_si
         hi = lo_si if hi_si is None else hi_si
@@ -765,9 +797,9 @@ class CatalogSnapshot:
         if u95_at is not None and not partial:
             probe = (abs(u95_at[0]), u95_at[1] * (1 + _REL_TOL) + 1e-300)
         for sk in kinds:
-            bucket = self._buckets.get((quantity_kind, sk))
-            if bucket is not None:
-                bucket.covering(a, b, out, probe)
+            for g, bucket in self._buckets.get((quantity_kind, sk), _EMPTY_DICT).items():
+                if accept_instrument is None or accept_instrument(g):
+                    bucket.covering(a, b, out, probe)
         if partial and out:  # a capability with gaps has one entry per interval: keep it once
             seen: set[int] = set()
             uniq = []
@@ -903,9 +935,10 @@ class CatalogSnapshot:
             if sk_filter is not None and q.kinds and sk_filter not in q.kinds:
                 kinds = []
             collected: list[Capability] = []
-            for (qk, sk), bucket in self._buckets.items():
+            for (qk, sk), groups in self._buckets.items():
                 if sk in kinds and (quantity_kind is None or qk == quantity_kind):
-                    bucket.all(collected)
+                    for bucket in groups.values():
+                        bucket.all(collected)
             keys = list(dict.fromkeys(c.key for c in collected))
         elif allowed_centres is not None:
             keys = [k for c in allowed_centres for k in self._by_centre.get(c, ())]
@@ -1002,21 +1035,28 @@ class CatalogSnapshot:
         """Replace ``old`` by ``new`` under ``key`` (either may be None), copying only what they touch."""
         buckets = dict(self._buckets)
         if old is not None:
-            bk = (old.quantity_kind, old.service_kind)
-            bucket = buckets.get(bk, _EMPTY_BUCKET)
+            bk, g = (old.quantity_kind, old.service_kind), instrument_group(old)
+            groups = dict(buckets.get(bk, _EMPTY_DICT))
+            bucket = groups.get(g, _EMPTY_BUCKET)
             for lo, _hi in joined_coverage(old):
                 bucket = bucket.remove(lo, key)
             if bucket.n:
-                buckets[bk] = bucket
+                groups[g] = bucket
+            else:
+                groups.pop(g, None)
+            if groups:
+                buckets[bk] = groups
             else:
                 buckets.pop(bk, None)
         if new is not None:
-            bk = (new.quantity_kind, new.service_kind)
-            bucket = buckets.get(bk, _EMPTY_BUCKET)
+            bk, g = (new.quantity_kind, new.service_kind), instrument_group(new)
+            groups = dict(buckets.get(bk, _EMPTY_DICT))
+            bucket = groups.get(g, _EMPTY_BUCKET)
             ur, ua = _u_floor(new)
             for lo, hi in joined_coverage(new):
                 bucket = bucket.insert((lo, key, hi, new, ur, ua))
-            buckets[bk] = bucket
+            groups[g] = bucket
+            buckets[bk] = groups
         old_t = _doc_tokens(old) if old is not None else _EMPTY_FS
         new_t = _doc_tokens(new) if new is not None else _EMPTY_FS
         changes: dict[str, object] = {}
@@ -1174,7 +1214,7 @@ class CatalogBuilder:
                 gc.enable()
 
     def _build(self) -> CatalogSnapshot:
-        rows: dict[tuple[str, ServiceKind], list] = {}
+        rows: dict[tuple[str, ServiceKind], dict[InstrumentGroup, list]] = {}
         posting_lists: dict[str, list[str]] = {}
         by_centre: dict[str, list[str]] = {}
         count_cs: dict = {}
@@ -1183,9 +1223,13 @@ class CatalogBuilder:
         for key, cap in self._caps.items():
             key = cap.key  # one string object shared by every structure
             entries[key] = cap
-            r = rows.get((cap.quantity_kind, cap.service_kind))
+            groups = rows.get((cap.quantity_kind, cap.service_kind))
+            if groups is None:
+                groups = rows[(cap.quantity_kind, cap.service_kind)] = {}
+            g = instrument_group(cap)
+            r = groups.get(g)
             if r is None:
-                r = rows[(cap.quantity_kind, cap.service_kind)] = []
+                r = groups[g] = []
             ur, ua = _u_floor(cap)
             for lo, hi in joined_coverage(cap):
                 r.append((lo, key, hi, cap, ur, ua))
@@ -1203,7 +1247,7 @@ class CatalogBuilder:
             ck = (cap.centre_id, cap.service_kind)
             count_cs[ck] = count_cs.get(ck, 0) + 1
             count_qk[cap.quantity_kind] = count_qk.get(cap.quantity_kind, 0) + 1
-        buckets = {bk: _Bucket.build(r) for bk, r in rows.items()}
+        buckets = {bk: {g: _Bucket.build(r) for g, r in groups.items()} for bk, groups in rows.items()}
         postings = _PMap.from_dict({t: _pset_of(v) for t, v in posting_lists.items()})
         centres = dict(self._centres)
         return CatalogSnapshot(

@@ -273,6 +273,15 @@ def test_search_service_kind_words_narrow_to_that_kind(federation):
     assert ids(r) == ["cz-robot/torque-wrench"]
 
 
+def test_a_kind_word_that_is_part_of_an_instrument_name_is_searched_as_text():
+    machine = cap("sh-icv", "utm", qk="force", bands=[RangeBand(1, 600, "kN", ExpandedUncertainty(relative=0.001),
+                                                                1e3, 6e5)],
+                  inst=("材料试验机", "materials testing machine"), meas=("力", "force"), code="JJG 139-2014")
+    s = loaded(machine, torque_wrench()).current()
+    assert ids(s.search("testing machine")) == ["sh-icv/utm"]
+    assert s.search("test torque wrench").total == 0  # "test" is a kind word here: testing only
+
+
 def test_search_by_centre_name_city_and_province(federation):
     assert federation.search("机器人").total == 2  # centre name
     r = federation.search("Changzhou torque wrench")  # 3 tokens: a hit needs 2, ranks by all 3
@@ -409,29 +418,32 @@ def monkeypatch_chunks(monkeypatch):
 
 # -- against the router: the index never hides a capability the router would accept ----------------------
 
+_instruments = st.sampled_from([("压力变送器", "pressure transmitter"), ("一般压力表", "pressure gauge"),
+                                ("压力传感器", "pressure sensor"), ("数字压力计", "digital pressure gauge"),
+                                ("未知装置", "")])
 _tol_kind = st.sampled_from([("%", None), ("%FS", None), ("MPa", None), ("class", None)])
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(specs=st.lists(st.tuples(st.integers(-1, 50), st.integers(1, 60), st.sampled_from([0.0, 1e-4, 1e-3, 1e-2]),
                                 st.sampled_from([0.0, 100.0, 5e3, 5e4]), st.sampled_from([2.0, 3.0]),
-                                st.sampled_from([0.95, 0.99]), _kinds), min_size=1, max_size=25),
+                                st.sampled_from([0.95, 0.99]), _kinds, _instruments), min_size=1, max_size=25),
        need_lo=st.integers(-1, 40), need_span=st.integers(0, 40), tol=st.sampled_from([0.05, 0.2, 1.0, 2.5]),
        tol_kind=_tol_kind, sk=_kinds)
 def test_index_with_uncertainty_bound_keeps_everything_the_router_accepts(specs, need_lo, need_span, tol, tol_kind,
                                                                          sk):
     import datetime as dt
 
-    from metrofed.domain.catalog import adequacy_probe
+    from metrofed.domain.catalog import adequacy_probe, instrument_filter
     from metrofed.domain.need import need_from_fields
     from metrofed.domain.routing import route
 
     caps = []
-    for i, (lo, span, rel, ab, k, p, kind) in enumerate(specs):
+    for i, (lo, span, rel, ab, k, p, kind, inst) in enumerate(specs):
         band = RangeBand(lo, lo + span, "MPa", ExpandedUncertainty(relative=rel, absolute=ab, absolute_unit="Pa",
                                                                     k=k, coverage_probability=p, absolute_si=ab),
                          lo_si=lo * 1e6, hi_si=(lo + span) * 1e6)
-        caps.append(cap("cz-robot", f"k{i}", sk=kind, bands=[band], code="JJG 882-2019"))
+        caps.append(cap("cz-robot", f"k{i}", sk=kind, bands=[band], code="JJG 882-2019", inst=inst))
     profile = CentreProfile("cz-robot", Text("中心", "centre"), "host", Text("常州", "Changzhou"), Text("江苏", "Jiangsu"),
                             authorisations=LegalAuthorisations(verification=frozenset({"JJG 882-2019"})))
     unit = tol_kind[0]
@@ -448,7 +460,8 @@ def test_index_with_uncertainty_bound_keeps_everything_the_router_accepts(specs,
     snap = loaded(*caps, centres=[profile]).current()
     today = dt.date(2026, 11, 27)
     full = route(need, list(snap.capabilities()), snap.centres, {}, today)
-    got = snap.candidates(need.quantity_kind, [sk], need.lo_si, need.hi_si, u95_at=adequacy_probe(need))
+    got = snap.candidates(need.quantity_kind, [sk], need.lo_si, need.hi_si, u95_at=adequacy_probe(need),
+                          accept_instrument=instrument_filter(need, sk))
     got_ids = {c.capability_id for c in got}
     assert {c.capability_id for c in full.candidates} <= got_ids
     narrowed = route(need, got, snap.centres, {}, today)
@@ -456,3 +469,21 @@ def test_index_with_uncertainty_bound_keeps_everything_the_router_accepts(specs,
     if not full.candidates:  # the split material comes from the partial lookup
         part = snap.candidates(need.quantity_kind, [sk], need.lo_si, need.hi_si, partial=True)
         assert route(need, part, snap.centres, {}, today).split == full.split
+
+
+def test_live_upsert_copies_only_the_buckets_it_touches():
+    caps = [cap("sh-icv", f"p{i}", bands=[mpa(0, 10 + i)]) for i in range(2000)] + \
+        [torque_wrench(capid=f"t{i}") for i in range(50)]
+    cat = loaded(*caps)
+    before = cat.current()
+    cat.upsert_capability(cap("sh-icv", "p7", 2, bands=[mpa(0, 99)]), Stamp(1))
+    after = cat.current()
+    torque = ("torque", CAL)
+    pressure = ("pressure", CAL)
+    assert after._buckets[torque] is before._buckets[torque]  # untouched bucket shared
+    (b0,), (b1,) = before._buckets[pressure].values(), after._buckets[pressure].values()
+    shared = sum(1 for c in b1.chunks if any(c is d for d in b0.chunks))
+    assert len(b1.chunks) > 4 and shared >= len(b1.chunks) - 2  # only the chunks it moved through copied
+    same_shards = sum(1 for x, y in zip(before._entries._shards, after._entries._shards) if x is y)
+    assert same_shards == len(after._entries._shards) - 1
+    assert before.get("sh-icv", "p7").version == 1 and after.get("sh-icv", "p7").version == 2

@@ -150,3 +150,66 @@ def test_gateway_started_from_an_empty_database_rebuilds_the_same_catalog(federa
         assert view(first) == view(second)
     finally:
         fed.stop("gateway-fresh")
+
+
+def _capability(**band_unc) -> "cp.Capability":
+    from metrofed.v1 import capability_pb2 as cp
+    from metrofed.v1 import common_pb2
+
+    unc = dict(relative=0.0005, absolute=0.0, absolute_unit="", coverage_factor=2, coverage_probability=0.95)
+    unc.update(band_unc)
+    return cp.Capability(
+        capability_id="e2e-transmitter-cal", service_kind=common_pb2.SERVICE_KIND_CALIBRATION,
+        quantity_kind="pressure", measurand=common_pb2.LocalizedText(zh="压力", en="pressure"),
+        instrument_type=common_pb2.LocalizedText(zh="压力变送器", en="pressure transmitter"),
+        method_code="JJG 882-2019", lead_time_days=5, price_cny=300, capacity_per_month=10,
+        bands=[cp.RangeBand(min=0, max=10, unit="MPa", uncertainty=cp.ExpandedUncertainty(**unc))])
+
+
+BAD_CAPABILITIES = [
+    ("capability.bands[0].uncertainty.relative", dict(relative=-0.001)),
+    ("capability.bands[0].uncertainty.absolute", dict(relative=0, absolute=2, absolute_unit="N*m")),
+    ("capability.bands[0].uncertainty.absolute", dict(relative=0, absolute=2, absolute_unit="pascalz")),
+]
+
+
+@pytest.mark.parametrize("field,unc", BAD_CAPABILITIES, ids=[f for f, _ in BAD_CAPABILITIES])
+def test_centre_rejects_a_bad_capability_naming_the_field_and_publishes_nothing(federation, gateway, field, unc):
+    centre = client.centre(federation.procs["centre-sh-marine-power"].endpoint)
+    before = {c.capability_id for c in centre.ListCapabilities(cs.ListCapabilitiesRequest(), timeout=5).capabilities}
+    with pytest.raises(grpc.RpcError) as err:
+        centre.PublishCapability(cs.PublishCapabilityRequest(capability=_capability(**unc)), timeout=5)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details().startswith(field), err.value.details()
+    after = {c.capability_id for c in centre.ListCapabilities(cs.ListCapabilitiesRequest(), timeout=5).capabilities}
+    assert after == before
+
+
+def test_capability_published_at_a_centre_becomes_searchable_and_routable(federation, gateway):
+    centre = client.centre(federation.procs["centre-sh-marine-power"].endpoint)
+    published = centre.PublishCapability(cs.PublishCapabilityRequest(capability=_capability()), timeout=5).capability
+    assert published.version == 1 and published.centre_id == "sh-marine-power"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        hits = gateway.SearchCatalog(gw.SearchCatalogRequest(centre_id="sh-marine-power", text="压力变送器"),
+                                     timeout=5).hits
+        if "e2e-transmitter-cal" in {h.capability.capability_id for h in hits}:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("published capability never reached the gateway's catalog")
+    revised = _capability(relative=0.0002)
+    revised.lead_time_days = 2
+    out = centre.ReviseCapability(cs.ReviseCapabilityRequest(capability=revised), timeout=5).capability
+    assert out.version == 2
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        hits = gateway.SearchCatalog(gw.SearchCatalogRequest(centre_id="sh-marine-power", text="压力变送器"),
+                                     timeout=5).hits
+        got = {h.capability.capability_id: h.capability for h in hits}.get("e2e-transmitter-cal")
+        if got is not None and got.version == 2:
+            assert got.lead_time_days == 2
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("revision never replaced version 1 at the gateway")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from google.protobuf.timestamp_pb2 import Timestamp
+
 from metrofed.domain import units
 from metrofed.domain.capability import DomainError
 from metrofed.domain.lifecycle import RequestState
@@ -23,6 +25,15 @@ def request_to_proto(row, history=()) -> request_pb2.ServiceRequest:
         history=[request_pb2.StatusChange(state=state_to_proto(RequestState(h.state)), centre_id=h.centre_id,
                                           note=h.note, at=timestamp(h.at)) for h in history],
         trace_id=row.trace_id, created_at=timestamp(row.created_at), result_certificate=row.result_certificate)
+
+
+def _freshness(snapshot, centre_id: str) -> Timestamp | None:
+    stamp = snapshot.freshness(centre_id)
+    if stamp is None:
+        return None
+    ts = Timestamp()
+    ts.FromMilliseconds(stamp.timestamp_ms)
+    return ts
 
 
 def _text(t) -> common_pb2.LocalizedText:
@@ -57,10 +68,12 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
             request.text, service_kind=kind, quantity_kind=qk, province=request.province or None,
             city=request.city or None, centre_id=request.centre_id or None, range_lo_si=lo, range_hi_si=hi,
             limit=request.limit or 50, offset=request.offset)
+        snapshot = self.app.catalog.current()
         return pb.SearchCatalogResponse(
             hits=[pb.SearchHit(capability=capability_to_proto(h.capability),
                                centre_name=_text(h.centre.name) if h.centre else None,
-                               city=_text(h.centre.city) if h.centre else None, score=h.score)
+                               city=_text(h.centre.city) if h.centre else None, score=h.score,
+                               centre_freshness=_freshness(snapshot, h.capability.centre_id))
                   for h in result.hits],
             total=result.total,
             facets=[pb.Facet(name=name, counts=[pb.FacetCount(value=v, count=n) for v, n in

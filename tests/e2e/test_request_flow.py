@@ -194,6 +194,8 @@ def test_capability_published_at_a_centre_becomes_searchable_and_routable(federa
         hits = gateway.SearchCatalog(gw.SearchCatalogRequest(centre_id="sh-marine-power", text="压力变送器"),
                                      timeout=5).hits
         if "e2e-transmitter-cal" in {h.capability.capability_id for h in hits}:
+            fresh = hits[0].centre_freshness.ToMilliseconds() / 1000
+            assert abs(time.time() - fresh) < 60, "the centre's freshness stamp is not recent"
             break
         time.sleep(0.05)
     else:

@@ -12,6 +12,7 @@ import argparse
 import datetime as dt
 import logging
 import os
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -82,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
 
     threading.Thread(target=sweeper, name="silence-sweeper", daemon=True).start()
 
+    # SIGHUP: rebuild the catalog from offset 0 (the current one keeps serving until the new one is ready).
+    signal.signal(signal.SIGHUP, lambda *_: feed.request_rebuild())
     catalog.wait_ready()
     server.set_serving(True)
     host = settings.listen.rsplit(":", 1)[0]

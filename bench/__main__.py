@@ -1,7 +1,7 @@
 """Run every benchmark (what ``make bench`` calls): ``.venv/bin/python -m bench [--quick]``.
 
 Prints figures next to their goals; asserts nothing. ``--quick`` is the CI smoke (small sizes).
-``--skip-kafka`` leaves out the broker-backed rebuild benchmark (no Java / Maven on the machine).
+``--skip-kafka`` leaves out the broker-backed benchmarks (catalog rebuild, end-to-end latency).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-kafka", action="store_true", help="skip bench.catalog_rebuild (needs Java + Maven)")
     a = ap.parse_args(argv)
 
-    from bench import catalog_rebuild, routing
+    from bench import catalog_rebuild, e2e_latency, routing
 
     t0 = time.perf_counter()
     steps = []
@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.events:
             k_args = ["--events", str(a.events)]
         steps.append(("catalog_rebuild", lambda: catalog_rebuild.main(k_args)))
+        steps.append(("e2e_latency", lambda: e2e_latency.main(["--requests", "50" if a.quick else "200"])))
     failed = []
     for i, (name, fn) in enumerate(steps, 1):
         print(f"\n[{i}/{len(steps)}] bench.{name} ({time.perf_counter() - t0:.0f} s elapsed)", flush=True)

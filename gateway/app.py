@@ -24,10 +24,10 @@ from metrofed.bus import topics
 from metrofed.bus.envelope import Decoded
 from metrofed.db.outbox import add_event, already_processed, utcnow
 from metrofed.domain.capability import DomainError, ServiceKind
-from metrofed.domain.catalog import Catalog, CatalogSnapshot
+from metrofed.domain.catalog import Catalog, CatalogSnapshot, route_need
 from metrofed.domain.lifecycle import TERMINAL, RequestState, judge_status_event, transition
 from metrofed.domain.need import Need
-from metrofed.domain.routing import RoutingDecision, route
+from metrofed.domain.routing import RoutingDecision
 from metrofed.errors import Conflict, NotFound, Unavailable
 from metrofed.protoconv import decision_to_proto, need_from_proto, state_from_proto
 from metrofed.v1 import events_pb2, request_pb2
@@ -36,8 +36,6 @@ from gateway.models import HistoryRow, Outbox, ProcessedEvent, RequestRow
 log = logging.getLogger(__name__)
 OPEN_STATES = (RequestState.ROUTED.value, RequestState.RECEIVED.value, RequestState.ACCEPTED.value,
                RequestState.INFO_REQUESTED.value)
-MEASURING_OR_UNSURE = (ServiceKind.VERIFICATION, ServiceKind.CALIBRATION)
-
 
 def _required(value: str, field: str, limit: int) -> str:
     if not value.strip():
@@ -85,12 +83,11 @@ class GatewayApp:
         return load
 
     def route(self, need: Need, exclude_centres: frozenset[str] = frozenset()) -> RoutingDecision:
+        """The catalog index narrows (effective service kind, quantity kind, instrument, joined range, a sound
+        uncertainty floor), ``route`` decides; the overlap lookup for a split runs only when nothing is
+        routable (``catalog.route_need``: the same calls ``bench/routing.py`` measures)."""
         snap = self.snapshot()
-        kinds = (need.service_kind,) if need.service_kind else MEASURING_OR_UNSURE
-        found = snap.candidates(need.quantity_kind, kinds, need.lo_si, need.hi_si, partial=True)
-        if exclude_centres:
-            found = [c for c in found if c.centre_id not in exclude_centres]
-        return route(need, found, snap.centres, self.load(), self._today())
+        return route_need(snap, need, self.load(), self._today(), exclude_centres=exclude_centres)
 
     # ---- requests -----------------------------------------------------------------------------------
 

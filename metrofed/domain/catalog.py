@@ -60,6 +60,7 @@ __all__ = [
     "adequacy_probe",
     "instrument_filter",
     "instrument_group",
+    "route_need",
     "tokenize",
 ]
 
@@ -693,6 +694,47 @@ def adequacy_probe(need) -> tuple[float, float]:
     x = need.hi_si if abs(need.hi_si) >= abs(need.lo_si) else need.lo_si
     t = need.tolerance.half_width_si_at(x, need.full_scale_si, need.span_si)
     return x, t / need.decision_rule.required_ratio
+
+
+def route_need(snapshot: "CatalogSnapshot", need, load: Mapping[str, float], today, *,
+               exclude_centres: frozenset[str] | set[str] = frozenset(), stats: dict | None = None, **route_kw):
+    """The gateway's routing path for one need over one snapshot: index lookup, then ``routing.route``.
+
+    1. ``candidates(kind, (effective service kind,), range, u95_at=adequacy_probe(need),
+       accept_instrument=instrument_filter(need, kind))``: only what the router's own rules (service kind,
+       quantity kind, instrument, joined range, a sound uncertainty floor) cannot exclude;
+    2. ``route`` over those;
+    3. only when that leaves no candidate: ``candidates(..., partial=True, accept_instrument=...)`` (what
+       overlaps the range: the split material) and ``route`` again.
+
+    The decision's candidates and split are exactly those of ``route`` over every capability of the
+    catalog (the index drops only what the router would reject; property-tested in tests/unit/test_catalog.py).
+    Its ``rejected`` list holds only what the index handed over. ``exclude_centres`` (failover) are left
+    out of both lookups. ``stats``, when given, receives ``candidates`` (capabilities handed to ``route``,
+    both lookups) and ``partial`` (whether the second lookup ran). ``route_kw`` go to ``route``.
+    """
+    from metrofed.domain.routing import effective_service_kind, route
+
+    sk = effective_service_kind(need)[0]
+    accept = instrument_filter(need, sk)
+    qk, lo, hi = need.quantity_kind, need.lo_si, need.hi_si
+    centres = snapshot.centres
+    found = snapshot.candidates(qk, (sk,), lo, hi, u95_at=adequacy_probe(need), accept_instrument=accept)
+    if exclude_centres:
+        found = [c for c in found if c.centre_id not in exclude_centres]
+    decision = route(need, found, centres, load, today, **route_kw)
+    n = len(found)
+    partial = not decision.candidates
+    if partial:
+        more = snapshot.candidates(qk, (sk,), lo, hi, partial=True, accept_instrument=accept)
+        if exclude_centres:
+            more = [c for c in more if c.centre_id not in exclude_centres]
+        decision = route(need, more, centres, load, today, **route_kw)
+        n += len(more)
+    if stats is not None:
+        stats["candidates"] = n
+        stats["partial"] = partial
+    return decision
 
 
 # ------------------------------------------------------------------------------------------------------

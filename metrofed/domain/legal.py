@@ -9,6 +9,7 @@ and environmental monitoring (环境监测). The table is deliberately small; co
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -74,10 +75,17 @@ MANDATORY_VERIFICATION: tuple[LegalInstrument, ...] = (
 )
 
 
+_CODE_HEAD = re.compile(r"^([A-Z/]+)\s*(?=\d)")
+
+
+@functools.lru_cache(maxsize=4096)
 def normalise_code(code: str) -> str:
-    """``"jjg  52—2013"`` -> ``"JJG 52-2013"``: upper case, one space, ASCII hyphen."""
+    """``"jjg  52—2013"`` -> ``"JJG 52-2013"``: upper case, one space, ASCII hyphen.
+
+    Pure and cached: a federation has a few hundred distinct method codes, and the router asks for the
+    same ones for every candidate (rule 5)."""
     s = " ".join((code or "").replace("—", "-").replace("–", "-").replace("－", "-").upper().split())
-    return re.sub(r"^([A-Z/]+)\s*(?=\d)", r"\1 ", s)
+    return _CODE_HEAD.sub(r"\1 ", s)
 
 
 def _base(code: str) -> str:
@@ -86,8 +94,11 @@ def _base(code: str) -> str:
     return head if sep and year.isdigit() and len(year) == 4 else c
 
 
+@functools.lru_cache(maxsize=65536)
 def codes_match(a: str, b: str) -> bool:
-    """Same regulation: identical, or one of them states no edition year ("JJG 52" ~ "JJG 52-2013")."""
+    """Same regulation: identical, or one of them states no edition year ("JJG 52" ~ "JJG 52-2013").
+
+    Pure and cached on the pair (capability code x authorised code: a few thousand pairs at most)."""
     na, nb = normalise_code(a), normalise_code(b)
     if not na or not nb:
         return False

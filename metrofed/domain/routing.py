@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
+import heapq
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -101,11 +102,14 @@ class SplitPart:
 class RoutingDecision:
     service_kind: ServiceKind
     legal_note: str
-    candidates: list[Candidate] = field(default_factory=list)
-    rejected: list[Rejection] = field(default_factory=list)
+    candidates: list[Candidate] = field(default_factory=list)  # every eligible one, best first (max_candidates)
+    rejected: list[Rejection] = field(default_factory=list)  # the first max_rejected, by centre/capability
     split: list[SplitPart] = field(default_factory=list)
     regulation: str | None = None  # the JJG the law names for this instrument, when it names one
     required_ratio: float = 4.0
+    candidates_total: int = 0  # eligible capabilities (all ranked), also when max_candidates keeps fewer
+    rejected_total: int = 0  # every rejection, also those ``rejected`` leaves out
+    rejected_by_reason: dict[ReasonCode, int] = field(default_factory=dict)  # every rejection, by reason code
 
     @property
     def best(self) -> Candidate | None:
@@ -322,12 +326,22 @@ def route(
     *,
     weights: ScoreWeights = WEIGHTS,
     max_candidates: int | None = None,
+    explain: int | None = 20,
+    max_rejected: int | None = 20,
 ) -> RoutingDecision:
-    """Rank the capabilities that can serve ``need``; explain every rejection; propose a split when
-    no single capability covers the range. Pure: same inputs (in any order) -> same decision.
+    """Rank the capabilities that can serve ``need``; give the reason of every rejection; propose a split
+    when no single capability covers the range. Pure: same inputs (in any order) -> same decision.
 
-    ``max_candidates`` keeps only the best N candidates (all are scored; explanations are built only for
-    those kept), for callers that show a short list from a large catalog."""
+    Every capability is judged and every eligible one scored and ranked, whatever the limits below; they
+    only bound the text built for what nobody reads:
+
+    * ``max_candidates`` keeps only the best N candidates (``candidates_total`` counts them all);
+    * ``explain`` builds the explanation paragraph for the best N candidates only (the others carry an
+      empty ``explanation``; every other field is filled);
+    * ``max_rejected`` keeps the first N rejections in (centre, capability, reason code) order, with their
+      reason text; ``rejected_total`` and ``rejected_by_reason`` count all of them.
+
+    ``None`` means no limit."""
     sk, legal_required, regulation, legal_reason = effective_service_kind(need)
     req = need.decision_rule.required_ratio
     ev = _Eval(need, req)
@@ -343,7 +357,8 @@ def route(
     legal_note = _legal_note(need, sk, legal_required, regulation, legal_reason)
 
     eligible: list[tuple] = []  # (cap, centre, idxs, worst, load, instrument match)
-    rejected: list[Rejection] = []
+    # (centre, capability, code, text function, args): the reason text is built only for those kept
+    rejected: list[tuple] = []
     partial: list[tuple] = []  # (cap, segments) covering part of the range: split material
     rule_text = need.decision_rule.describe()
     # Rule 2b: only for measuring services (a consultation's "instrument" is a topic). Judged once per
@@ -356,13 +371,10 @@ def route(
     for cap in candidates:
         cid, capid = cap.centre_id, cap.capability_id
         if cap.service_kind is not sk:
-            rejected.append(Rejection(cid, capid, ReasonCode.SERVICE_KIND,
-                                      f"offers {cap.service_kind.value} ({SERVICE_KIND_ZH[cap.service_kind]}), "
-                                      f"the need is {sk.value} ({SERVICE_KIND_ZH[sk]})"))
+            rejected.append((cid, capid, ReasonCode.SERVICE_KIND, _txt_service_kind, (cap.service_kind, sk)))
             continue
         if cap.quantity_kind != qk:
-            rejected.append(Rejection(cid, capid, ReasonCode.QUANTITY_KIND,
-                                      f"measures {cap.quantity_kind or 'nothing'}, the need is {qk}"))
+            rejected.append((cid, capid, ReasonCode.QUANTITY_KIND, _T_MEASURES, (cap.quantity_kind or "nothing", qk)))
             continue
         bands = cap.bands
         units_ok = bool(bands)
@@ -371,9 +383,7 @@ def route(
                 units_ok = False
                 break
         if not units_ok:
-            rejected.append(Rejection(cid, capid, ReasonCode.QUANTITY_KIND,
-                                      f"band units {', '.join(sorted({b.unit for b in bands})) or '(none)'} "
-                                      f"do not measure {qk}"))
+            rejected.append((cid, capid, ReasonCode.QUANTITY_KIND, _txt_units, (bands, qk)))
             continue
         im = None
         if check_instrument:
@@ -383,7 +393,7 @@ def route(
             if im is None:
                 im = imemo[ikey] = instruments.judge(need_instr, need_meas, it.zh, it.en, ms.zh, ms.en, cap.keywords)
             if not im.match:
-                rejected.append(Rejection(cid, capid, ReasonCode.INSTRUMENT_TYPE, f"{verb} {im.why}"))
+                rejected.append((cid, capid, ReasonCode.INSTRUMENT_TYPE, _T_INSTRUMENT, (verb, im.why)))
                 continue
         segs = _segments(bands, eps)
         cover = None
@@ -392,7 +402,7 @@ def route(
                 cover = idxs
                 break
         if cover is None:
-            rejected.append(Rejection(cid, capid, ReasonCode.RANGE_NOT_COVERED, _not_covered_text(need, segs)))
+            rejected.append((cid, capid, ReasonCode.RANGE_NOT_COVERED, _not_covered_text, (need, segs)))
             # Split material, evaluated only if no single capability qualifies (after the loop).
             for s_lo, s_hi, _ in segs:
                 if (s_hi if s_hi < hi else hi) - (s_lo if s_lo > lo else lo) > eps:
@@ -403,22 +413,18 @@ def route(
         w = ev.worst(bands, cover, lo, hi)
         ratio, x, bi, u95, t = w
         if ratio < req:
-            rejected.append(Rejection(
-                cid, capid, ReasonCode.UNCERTAINTY_INADEQUATE,
-                f"at the worst point {_point_in_need_unit(need, x):.6g} {n_unit} "
-                f"(band {bands[bi].min:.6g}–{bands[bi].max:.6g} {_disp(bands[bi].unit)}) "
-                f"U = {need.delta_from_si(u95):.4g} {n_unit} against a tolerance of "
-                f"±{need.delta_from_si(t):.4g} {n_unit}: TUR {ratio:.3g}:1 < {req:g}:1 ({rule_text})"))
+            rejected.append((cid, capid, ReasonCode.UNCERTAINTY_INADEQUATE, _txt_inadequate,
+                             (need, w, bands[bi], req, rule_text)))
             continue
         blocker = _route_blocker(cap, centre, sk, reg_required, need_site, load, qty)
         if blocker is not None:
-            rejected.append(Rejection(cid, capid, blocker[0], blocker[1]))
+            rejected.append((cid, capid, *blocker))
             continue
         used = [i for i in cover if bands[i].hi_si > lo + eps and bands[i].lo_si < hi - eps] or \
                [i for i in cover if bands[i].lo_si <= lo + eps and bands[i].hi_si >= hi - eps]
         eligible.append((cap, centre, tuple(sorted(used)), w, float(load.get(cid, 0.0)), im))
 
-    candidates_out = _rank(need, eligible, weights, days_left, req, rule_text, max_candidates)
+    candidates_out = _rank(need, eligible, weights, days_left, req, rule_text, max_candidates, explain)
     split: list[SplitPart] = []
     if not candidates_out and partial:
         # Parts of the range each capability covers adequately and may legally/physically take.
@@ -435,9 +441,49 @@ def route(
                 if r[0] >= req:
                     pieces.append((a, b, cap, idxs, r[0]))
         split = _greedy_split(need, ev, pieces)
-    rejected.sort(key=lambda r: (r.centre_id, r.capability_id, r.reason_code.value))
-    return RoutingDecision(service_kind=sk, legal_note=legal_note, candidates=candidates_out, rejected=rejected,
-                           split=split, regulation=regulation, required_ratio=req)
+    rejected_total = len(rejected)
+    by_reason: dict[ReasonCode, int] = {}
+    for r in rejected:
+        code = r[2]
+        by_reason[code] = by_reason.get(code, 0) + 1
+    # (centre, capability, code) is unique per rejection and ReasonCode compares as its str value, so the
+    # order (and the subset kept) does not depend on the order of the input
+    if max_rejected is None or rejected_total <= max_rejected:
+        kept = sorted(rejected, key=_rej_key)
+    else:
+        kept = heapq.nsmallest(max(max_rejected, 0), rejected, key=_rej_key)
+    return RoutingDecision(service_kind=sk, legal_note=legal_note, candidates=candidates_out,
+                           rejected=[Rejection(c, k, code, fn(*args)) for c, k, code, fn, args in kept],
+                           split=split, regulation=regulation, required_ratio=req,
+                           candidates_total=len(eligible), rejected_total=rejected_total,
+                           rejected_by_reason={c: by_reason[c] for c in ReasonCode if c in by_reason})
+
+
+def _rej_key(r: tuple) -> tuple:
+    return r[0], r[1], r[2].value
+
+
+# ---- rejection reasons, built only for the rejections a decision keeps (see route(max_rejected=...)) --
+
+_T_MEASURES = "measures {0}, the need is {1}".format
+_T_INSTRUMENT = "{0} {1}".format
+
+
+def _txt_service_kind(cap_sk: ServiceKind, sk: ServiceKind) -> str:
+    return f"offers {cap_sk.value} ({SERVICE_KIND_ZH[cap_sk]}), the need is {sk.value} ({SERVICE_KIND_ZH[sk]})"
+
+
+def _txt_units(bands: tuple[RangeBand, ...], qk: str) -> str:
+    return f"band units {', '.join(sorted({b.unit for b in bands})) or '(none)'} do not measure {qk}"
+
+
+def _txt_inadequate(need: Need, w: tuple, band: RangeBand, req: float, rule_text: str) -> str:
+    ratio, x, _bi, u95, t = w
+    n_unit = need.display_unit
+    return (f"at the worst point {_point_in_need_unit(need, x):.6g} {n_unit} "
+            f"(band {band.min:.6g}–{band.max:.6g} {_disp(band.unit)}) "
+            f"U = {need.delta_from_si(u95):.4g} {n_unit} against a tolerance of "
+            f"±{need.delta_from_si(t):.4g} {n_unit}: TUR {ratio:.3g}:1 < {req:g}:1 ({rule_text})")
 
 
 _VERB = {ServiceKind.VERIFICATION: "verifies", ServiceKind.CALIBRATION: "calibrates", ServiceKind.TESTING: "tests",
@@ -459,37 +505,46 @@ def _legal_note(need: Need, sk: ServiceKind, required: bool, regulation: str | N
 
 def _route_blocker(cap: Capability, centre: CentreProfile | None, sk: ServiceKind, reg_required: str | None,
                    need_site: Site | None, load: Mapping[str, float], qty: int):
-    """Legal route, site, capacity: the checks after coverage and adequacy (None when all pass)."""
+    """Legal route, site, capacity: the checks after coverage and adequacy. None when all pass, else
+    (reason code, text function, its arguments): the text is built only if the rejection is kept."""
     if sk is ServiceKind.VERIFICATION:
         if centre is None:
-            return ReasonCode.NOT_AUTHORISED, "centre profile unknown: cannot confirm its 检定 authorisation"
-        if reg_required and not legal.codes_match(cap.method_code, reg_required):
-            return (ReasonCode.NOT_AUTHORISED,
-                    f"verification of this instrument is under {reg_required}; the capability is under "
-                    f"{cap.method_code or '(no method)'}")
-        if not any(legal.codes_match(cap.method_code, c) for c in centre.authorisations.verification):
-            return (ReasonCode.NOT_AUTHORISED,
-                    f"{centre.centre_id} is not authorised for 检定 under {cap.method_code or '(no method)'}")
+            return ReasonCode.NOT_AUTHORISED, _T_NO_PROFILE, ()
+        code = cap.method_code
+        if reg_required and not legal.codes_match(code, reg_required):
+            return ReasonCode.NOT_AUTHORISED, _T_REG_VERIFICATION, (reg_required, code or "(no method)")
+        if not any(legal.codes_match(code, c) for c in centre.authorisations.verification):
+            return ReasonCode.NOT_AUTHORISED, _T_NOT_AUTH_V, (centre.centre_id, code or "(no method)")
     elif sk is ServiceKind.TYPE_EVALUATION:
-        if reg_required and not legal.codes_match(cap.method_code, reg_required):
-            return (ReasonCode.NOT_AUTHORISED,
-                    f"type evaluation of this instrument is under {reg_required}; the capability is under "
-                    f"{cap.method_code or '(no method)'}")
-        if centre is None or not any(legal.codes_match(cap.method_code, c)
-                                     for c in centre.authorisations.type_evaluation):
-            return (ReasonCode.NOT_AUTHORISED,
-                    f"{cap.centre_id} is not authorised for 型式评价 under {cap.method_code or '(no method)'}")
-    if need_site is Site.LAB and cap.site is Site.ON_SITE:
-        return ReasonCode.SITE, "works on site only; the need is for lab work"
-    if need_site is Site.ON_SITE and cap.site is Site.LAB:
-        return ReasonCode.SITE, "works in its lab only; the need is for on-site work"
-    ld = float(load.get(cap.centre_id, 0.0))
-    if ld >= 1.0:
-        return ReasonCode.NO_CAPACITY, f"monthly capacity taken ({ld:.0%} loaded)"
+        code = cap.method_code
+        if reg_required and not legal.codes_match(code, reg_required):
+            return ReasonCode.NOT_AUTHORISED, _T_REG_TYPE_EVAL, (reg_required, code or "(no method)")
+        if centre is None or not any(legal.codes_match(code, c) for c in centre.authorisations.type_evaluation):
+            return ReasonCode.NOT_AUTHORISED, _T_NOT_AUTH_TE, (cap.centre_id, code or "(no method)")
+    site = cap.site
+    if need_site is Site.LAB and site is Site.ON_SITE:
+        return ReasonCode.SITE, _T_ON_SITE_ONLY, ()
+    if need_site is Site.ON_SITE and site is Site.LAB:
+        return ReasonCode.SITE, _T_LAB_ONLY, ()
+    ld = load.get(cap.centre_id)
+    if ld is not None:
+        ld = float(ld)
+        if ld >= 1.0:
+            return ReasonCode.NO_CAPACITY, _T_LOADED, (ld,)
     if cap.capacity_per_month < qty:
-        return (ReasonCode.NO_CAPACITY,
-                f"takes {cap.capacity_per_month} items a month, the need is for {qty}")
+        return ReasonCode.NO_CAPACITY, _T_CAPACITY, (cap.capacity_per_month, qty)
     return None
+
+
+_T_NO_PROFILE = "centre profile unknown: cannot confirm its 检定 authorisation".format
+_T_REG_VERIFICATION = "verification of this instrument is under {0}; the capability is under {1}".format
+_T_NOT_AUTH_V = "{0} is not authorised for 检定 under {1}".format
+_T_REG_TYPE_EVAL = "type evaluation of this instrument is under {0}; the capability is under {1}".format
+_T_NOT_AUTH_TE = "{0} is not authorised for 型式评价 under {1}".format
+_T_ON_SITE_ONLY = "works on site only; the need is for lab work".format
+_T_LAB_ONLY = "works in its lab only; the need is for on-site work".format
+_T_LOADED = "monthly capacity taken ({0:.0%} loaded)".format
+_T_CAPACITY = "takes {0} items a month, the need is for {1}".format
 
 
 def _not_covered_text(need: Need, segs) -> str:
@@ -502,8 +557,9 @@ def _not_covered_text(need: Need, segs) -> str:
 
 
 def _rank(need: Need, eligible: list[tuple], wts: ScoreWeights, days_left: int | None, req: float,
-          rule_text: str, max_candidates: int | None) -> list[Candidate]:
-    """Score every eligible capability (floats only), sort, then build explanations for those kept."""
+          rule_text: str, max_candidates: int | None, explain: int | None) -> list[Candidate]:
+    """Score every eligible capability (floats only), sort, then build Candidates for those kept and
+    explanations for the best ``explain`` of them."""
     if not eligible:
         return []
     p_min = min(e[0].price_cny for e in eligible)
@@ -533,14 +589,28 @@ def _rank(need: Need, eligible: list[tuple], wts: ScoreWeights, days_left: int |
     scored.sort(key=lambda r: (r[0], r[1], r[2]))
     if max_candidates is not None:
         scored = scored[:max_candidates]
-    return [_candidate(need, e, -neg, prox, missed, days_left, req, rule_text)
-            for neg, _, _, prox, missed, e in scored]
+    n_explain = len(scored) if explain is None else max(explain, 0)
+    out = [_candidate(need, e, -neg, prox, missed, days_left, req, rule_text)
+           for neg, _, _, prox, missed, e in scored[:n_explain]]
+    if len(scored) > n_explain:  # the rest: every number, no paragraph (hot: thousands at 1M rows)
+        n_unit, mult = need.display_unit, need.unit_mult
+        lo_si, hi_si, r_min, r_max = need.lo_si, need.hi_si, need.range_min, need.range_max
+        eps = 1e-9 * max(abs(lo_si), abs(hi_si), 1e-300)
+        off = need.unit_offset
+        for neg, _, _, _prox, missed, e in scored[n_explain:]:
+            cap, _c, used, w, _ld, _im = e
+            x = w[1]
+            wp = r_min if abs(x - lo_si) <= eps else r_max if abs(x - hi_si) <= eps else (x - off) / mult
+            out.append(Candidate(cap.centre_id, cap.capability_id, cap.version, used, wp, n_unit, w[3] / mult,
+                                 w[4] / mult, w[0], -neg, "", missed))
+    return out
 
 
 def _candidate(need: Need, e: tuple, score: float, prox: float, missed: bool, days_left: int | None, req: float,
                rule_text: str) -> Candidate:
     cap, centre, used, w, ld, im = e
     ratio, x, bi, u95, t = w
+    wp = _point_in_need_unit(need, x)
     n_unit = need.display_unit
     if centre is None:
         where = "location unknown"
@@ -561,7 +631,6 @@ def _candidate(need: Need, e: tuple, score: float, prox: float, missed: bool, da
     bands_txt = " joined with ".join(_band_text(cap.bands[i]) for i in used)
     name = (centre.name.zh or centre.name.en) if centre is not None else cap.centre_id
     tur_txt = "∞" if ratio == math.inf else _fmt(ratio)
-    wp = _point_in_need_unit(need, x)
     explanation = (
         f"{name} [{cap.centre_id}/{cap.capability_id} v{cap.version}, {SERVICE_KIND_ZH[cap.service_kind]} "
         f"{cap.method_code}]: {instr_txt}{bands_txt} covers {_fmt(need.range_min)}–{_fmt(need.range_max)} {n_unit}; "

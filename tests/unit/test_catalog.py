@@ -469,6 +469,17 @@ def test_index_with_uncertainty_bound_keeps_everything_the_router_accepts(specs,
     if not full.candidates:  # the split material comes from the partial lookup
         part = snap.candidates(need.quantity_kind, [sk], need.lo_si, need.hi_si, partial=True)
         assert route(need, part, snap.centres, {}, today).split == full.split
+    # the gateway's path (GatewayApp.route -> route_need): the same candidates, in the same order, with the
+    # same explanations, and the same split as routing over the whole catalog
+    from metrofed.domain.catalog import route_need
+
+    stats: dict = {}
+    gw = route_need(snap, need, {}, today, stats=stats)
+    assert gw.candidates == full.candidates
+    assert gw.split == full.split
+    assert gw.candidates_total == full.candidates_total
+    assert stats["partial"] == (not full.candidates)
+    assert not route_need(snap, need, {}, today, exclude_centres=frozenset({"cz-robot"})).candidates
 
 
 def test_live_upsert_copies_only_the_buckets_it_touches():

@@ -26,7 +26,7 @@ def test_table_is_big_enough():
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_routing_case(case):
     need = need_from_fields(**case.need, today=TODAY)
-    d = route(need, CAPS, CENTRES, case.load, TODAY)
+    d = route(need, CAPS, CENTRES, case.load, TODAY, max_rejected=None)  # every rejection with its reason
     got = [_key(c) for c in d.candidates]
     ctx = f"[{case.rule}] got {got}; rejected " + "; ".join(f"{_key(r)} {r.reason_code.value}: {r.reason}"
                                                             for r in d.rejected if r.reason_code.value != "SERVICE_KIND")
@@ -39,7 +39,8 @@ def test_routing_case(case):
         assert rej.get(k) == code, f"{k}: expected {code}, got {rej.get(k)}; {ctx}"
     # every capability is either a candidate or rejected, exactly once
     assert sorted(got + list(rej)) == sorted(_key(c) for c in CAPS)
-    assert len(rej) == len(d.rejected)
+    assert len(rej) == len(d.rejected) == d.rejected_total == sum(d.rejected_by_reason.values())
+    assert d.candidates_total == len(d.candidates)
     if case.service_kind:
         assert d.service_kind.value == case.service_kind
     if case.legal_note_contains:

@@ -9,7 +9,9 @@ Starts a private KRaft broker (``infra.devstack.kafka.KafkaBroker``, jars from M
 use), creates a compacted 6-partition topic like ``metrofed.capabilities.v1``, produces N events keyed
 ``centre_id/capability_id`` (~96 % publications, ~3 % revisions, ~1 % withdrawals as null-value tombstones),
 then times the consumer from offset 0: poll -> decode -> builder, until every partition reaches the end
-offset seen at start, then ``build()``. The broker is stopped at the end, always.
+offset seen at start, then ``build()``. The broker is stopped at the end, always. The consumer uses the
+gateway catalog feed's settings (``gateway.catalog_feed.CONSUMER_CONFIG``, overridable with
+``--consumer key=value``) and, like the feed, pauses the cyclic GC during the catch-up (``--no-gc-pause``).
 
 Codec (printed): ``metrofed.bus.codec`` when it exists and offers an encode/decode pair for capabilities
 (see ``_bus_codec``); else the protobuf wire form, ``Envelope(CapabilityPublished)`` through
@@ -178,14 +180,40 @@ def produce(bootstrap: str, events, codec: Codec) -> float:
     return time.perf_counter() - t
 
 
-def rebuild(bootstrap: str, codec: Codec, *, check_crcs: bool = True) -> dict:
-    """Consume from offset 0 until caught up with the end offsets seen at start; return timings."""
+def consumer_config(overrides: dict | None = None) -> dict:
+    """The gateway catalog feed's catch-up settings (gateway.catalog_feed.CONSUMER_CONFIG), plus overrides."""
+    try:
+        from gateway.catalog_feed import CONSUMER_CONFIG
+        cfg = dict(CONSUMER_CONFIG)
+    except ImportError:  # the gateway package is not importable here: kafka-python defaults + big fetches
+        cfg = {"max_partition_fetch_bytes": 8 * 1024 * 1024, "fetch_max_bytes": 64 * 1024 * 1024,
+               "receive_buffer_bytes": 4 * 1024 * 1024, "max_poll_records": 10_000}
+    cfg.update(overrides or {})
+    return cfg
+
+
+def _gc_paused():
+    try:
+        from gateway.catalog_feed import gc_paused
+    except ImportError:
+        import contextlib
+        return contextlib.nullcontext()
+    return gc_paused()
+
+
+def rebuild(bootstrap: str, codec: Codec, *, check_crcs: bool = True, config: dict | None = None,
+            gc_pause: bool = True) -> dict:
+    """Consume from offset 0 until caught up with the end offsets seen at start; return timings.
+    Consumer settings and the GC pause are the gateway catalog feed's (``gateway.catalog_feed``)."""
+    import contextlib
+
     from kafka import KafkaConsumer, TopicPartition
 
+    cfg = consumer_config(config)
+    cfg["check_crcs"] = check_crcs
+    max_records = cfg.get("max_poll_records", 500)
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                             auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 1024 * 1024,
-                             fetch_max_bytes=64 * 1024 * 1024, receive_buffer_bytes=4 * 1024 * 1024,
-                             check_crcs=check_crcs, client_id="bench-catalog-rebuild")
+                             auto_offset_reset="earliest", client_id="bench-catalog-rebuild", **cfg)
     try:
         parts = [TopicPartition(TOPIC, p) for p in range(PARTITIONS)]
         consumer.assign(parts)
@@ -196,23 +224,24 @@ def rebuild(bootstrap: str, codec: Codec, *, check_crcs: bool = True) -> dict:
         decode_s = 0.0
         pending = {tp for tp in parts if end[tp] > 0}
         t0 = time.perf_counter()
-        while pending:
-            batch = consumer.poll(timeout_ms=1000, max_records=10_000)
-            for tp, records in batch.items():
-                for r in records:
-                    stamp = Stamp(r.timestamp, r.partition, r.offset)
-                    if r.value is None:
-                        centre_id, _, cap_id = r.key.decode().partition("/")
-                        builder.remove_capability(centre_id, cap_id, stamp)
-                    else:
-                        d0 = time.perf_counter()
-                        cap = codec.decode(r.value)
-                        decode_s += time.perf_counter() - d0
-                        builder.upsert_capability(cap, stamp)
-                    events += 1
-            for tp in list(pending):
-                if consumer.position(tp) >= end[tp]:
-                    pending.discard(tp)
+        with _gc_paused() if gc_pause else contextlib.nullcontext():
+            while pending:
+                batch = consumer.poll(timeout_ms=1000, max_records=max_records)
+                for tp, records in batch.items():
+                    for r in records:
+                        stamp = Stamp(r.timestamp, r.partition, r.offset)
+                        if r.value is None:
+                            centre_id, _, cap_id = r.key.decode().partition("/")
+                            builder.remove_capability(centre_id, cap_id, stamp)
+                        else:
+                            d0 = time.perf_counter()
+                            cap = codec.decode(r.value)
+                            decode_s += time.perf_counter() - d0
+                            builder.upsert_capability(cap, stamp)
+                        events += 1
+                for tp in list(pending):
+                    if consumer.position(tp) >= end[tp]:
+                        pending.discard(tp)
         caught_up = time.perf_counter() - t0
         t1 = time.perf_counter()
         snap = builder.build()
@@ -230,13 +259,30 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--codec", choices=("auto", "bus", "proto", "json"), default="auto",
                     help="auto: metrofed.bus.codec, else the protobuf envelope, else JSON")
     ap.add_argument("--keep", action="store_true", help="keep the broker's data directory")
+    ap.add_argument("--crc-only", action="store_true", help="skip the check_crcs=False comparison run")
+    ap.add_argument("--no-gc-pause", action="store_true",
+                    help="leave the cyclic GC running during the catch-up (the feed pauses it)")
+    ap.add_argument("--consumer", action="append", default=[], metavar="KEY=INT",
+                    help="override a consumer setting of gateway.catalog_feed.CONSUMER_CONFIG, "
+                         "e.g. --consumer max_poll_records=500 (repeatable)")
     a = ap.parse_args(argv)
+    overrides = {}
+    for kv in a.consumer:
+        k, _, v = kv.partition("=")
+        overrides[k.strip()] = int(v)
     n = 10_000 if a.quick else a.events
 
     from infra.devstack.kafka import KafkaBroker
 
     codec = pick_codec(a.codec)
     print(f"catalog rebuild benchmark: {n:,} events, codec: {codec.name}; goal >= {GOAL_EVENTS_PER_S:,} events/s")
+    try:
+        import crc32c  # noqa: F401
+        crc = "crc32c C extension"
+    except ImportError:
+        crc = "pure Python (install crc32c)"
+    print(f"  consumer: {consumer_config(overrides)}; CRC-32C: {crc}; "
+          f"GC {'running' if a.no_gc_pause else 'paused'} during the catch-up")
     t = time.perf_counter()
     events = _events(n)
     print(f"  generated {len(events):,} events in {time.perf_counter() - t:.1f} s")
@@ -250,8 +296,8 @@ def main(argv: list[str] | None = None) -> dict:
         prod_s = produce(broker.bootstrap, events, codec)
         print(f"  produced {n:,} events in {prod_s:.1f} s ({n / prod_s:,.0f} events/s, acks=all)")
         results = {}
-        for crcs in (True, False):
-            r = rebuild(broker.bootstrap, codec, check_crcs=crcs)
+        for crcs in ((True,) if a.crc_only else (True, False)):
+            r = rebuild(broker.bootstrap, codec, check_crcs=crcs, config=overrides, gc_pause=not a.no_gc_pause)
             rate = r["events"] / r["catch_up_s"]
             total = r["events"] / (r["catch_up_s"] + r["build_s"])
             fetch_s = r["catch_up_s"] - r["decode_s"]

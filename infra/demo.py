@@ -79,7 +79,7 @@ def run_demo_requests(gateway_endpoint: str, zipkin_url: str) -> list[float]:
         if req.assigned_centre_id:
             best = decision.candidates[0]
             say(f"    routed to {best.centre_id} ({best.capability_id}), TUR {best.tur:.1f}:1 — "
-                f"{len(decision.candidates)} eligible, {decision.rejected_total} rejected")
+                f"{decision.candidates_total} eligible, {decision.rejected_total} rejected")
             say(f"    why: {best.explanation}")
         else:
             say(f"    no centre can do it — recorded as a coverage gap ({decision.rejected_total} rejected)")

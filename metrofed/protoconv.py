@@ -1,7 +1,10 @@
 """Translation between protobuf messages (the wire) and domain objects.
 
-Incoming capabilities and profiles go through the same dict form as seed files
-(metrofed.domain.records), so one validator names the offending field whatever the source.
+Incoming profiles go through the same dict form as seed files (metrofed.domain.records), so one
+validator names the offending field whatever the source. Incoming capabilities are decoded straight from
+the message by ``metrofed.bus.codec`` (the catalog decodes every record of the topic), which falls back
+to that dict form (:func:`capability_from_proto_via_dict`) for anything not plainly valid, so errors
+name the same fields.
 """
 
 from __future__ import annotations
@@ -123,6 +126,17 @@ def capability_dict_from_proto(msg: capability_pb2.Capability, field: str = "cap
 
 def capability_from_proto(msg: capability_pb2.Capability, centre_id: str, version: int,
                           field: str = "capability") -> Capability:
+    """A wire Capability -> a validated domain Capability, straight from the message
+    (``metrofed.bus.codec.capability_from_message``): the same result, and the same DomainError naming
+    ``{field}.…``, as :func:`capability_from_proto_via_dict`, which it falls back to on anything doubtful."""
+    from metrofed.bus.codec import capability_from_message  # the codec imports this module
+
+    return capability_from_message(msg, centre_id, version, field)
+
+
+def capability_from_proto_via_dict(msg: capability_pb2.Capability, centre_id: str, version: int,
+                                   field: str = "capability") -> Capability:
+    """The reference decoding: through the seed-record dict form and ``records.capability_from_dict``."""
     try:
         return records.capability_from_dict(centre_id, capability_dict_from_proto(msg, field), version=version)
     except DomainError as exc:
@@ -190,7 +204,7 @@ def need_from_proto(msg, today=None):
         legal_use=msg.legal_use if msg.HasField("legal_use") else None, today=today)
 
 
-def decision_to_proto(decision, max_rejected: int = 200):
+def decision_to_proto(decision, max_rejected: int = 200, max_candidates: int = 50):
     from metrofed.v1 import request_pb2 as rq
 
     return rq.RoutingDecision(
@@ -200,10 +214,11 @@ def decision_to_proto(decision, max_rejected: int = 200):
             centre_id=c.centre_id, capability_id=c.capability_id, capability_version=c.capability_version,
             worst_point=c.worst_point, unit=c.worst_point_unit, uncertainty_at_worst=c.u_at_worst,
             tolerance_at_worst=c.tolerance_at_worst, tur=c.tur, score=c.score, explanation=c.explanation)
-            for c in decision.candidates],
+            for c in decision.candidates[:max_candidates]],
+        candidates_total=decision.candidates_total or len(decision.candidates),
         rejected=[rq.Rejection(centre_id=r.centre_id, capability_id=r.capability_id,
                                reason_code=str(getattr(r.reason_code, "value", r.reason_code)), reason=r.reason)
                   for r in decision.rejected[:max_rejected]],
-        rejected_total=len(decision.rejected),
+        rejected_total=decision.rejected_total,
         split=[rq.SplitPart(centre_id=p.centre_id, capability_id=p.capability_id, min=p.range_min, max=p.range_max,
                             unit=p.unit) for p in decision.split])

@@ -43,8 +43,9 @@ __all__ = [
     "uncertainty_from_dict",
 ]
 
-CENTRE_ID_RE = re.compile(r"^[a-z0-9-]{2,40}$")
-CAPABILITY_ID_RE = re.compile(r"^[a-z0-9-]{2,60}$")
+# \Z, not $: "$" also matches before a trailing newline, which let "sh-icv\n" through as a centre id.
+CENTRE_ID_RE = re.compile(r"^[a-z0-9-]{2,40}\Z")
+CAPABILITY_ID_RE = re.compile(r"^[a-z0-9-]{2,60}\Z")
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _MAX_TEXT = 500
 

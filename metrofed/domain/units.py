@@ -218,10 +218,22 @@ def normalise_unit_text(text: str) -> str:
     ``千帕`` -> ``kPa``, ``牛·米`` -> ``N*m``, ``r/min`` -> ``rpm``, ``%RH`` -> ``percent``, ``µ`` -> ``u``).
 
     Unknown text is returned cleaned but otherwise unchanged; :func:`parse_unit` rejects it.
+    Cached per distinct text (a federation writes a few hundred).
     """
     if text is None:
         return ""
-    t = str(text).strip()
+    if type(text) is str:
+        return _normalise_cached(text)
+    return _normalise(str(text))
+
+
+@functools.lru_cache(maxsize=8192)
+def _normalise_cached(text: str) -> str:
+    return _normalise(text)
+
+
+def _normalise(text: str) -> str:
+    t = text.strip()
     t = re.sub(r"\s+", " ", t)
     # Whole-text aliases first (so "Ω" alone and "%RH" win before the character map).
     if t in _ALIASES:
@@ -317,6 +329,7 @@ def parse_unit(text: str, *, field: str = "unit") -> str:
         raise UnitError(field, f"unknown unit {text!r}{hint}") from None
 
 
+@functools.lru_cache(maxsize=4096)
 def _unit(canon: str) -> pint.Unit:
     return _parse_unit_cached(normalise_unit_text(canon))
 
@@ -367,7 +380,25 @@ def infer_kind(unit: str) -> str | None:
 
 def check_kind(unit: str, kind: str, *, field: str = "unit") -> str:
     """Check ``unit`` measures ``kind``; return the canonical unit. DomainError on a mismatch
-    (MPa for torque, Hz for an angle, rad/s for a plain frequency …)."""
+    (MPa for torque, Hz for an angle, rad/s for a plain frequency …). Cached per (unit text, kind):
+    the verdict does not depend on ``field``, which is put into the error afterwards."""
+    if type(unit) is not str or type(kind) is not str:
+        return _check_kind(unit, kind, field)
+    canon, err = _check_kind_cached(unit, kind)
+    if err is not None:
+        raise err[0](field, err[1])
+    return canon
+
+
+@functools.lru_cache(maxsize=8192)
+def _check_kind_cached(unit: str, kind: str) -> tuple[str | None, tuple[type[DomainError], str] | None]:
+    try:
+        return _check_kind(unit, kind, "unit"), None
+    except DomainError as exc:
+        return None, (type(exc), exc.reason)
+
+
+def _check_kind(unit: str, kind: str, field: str) -> str:
     q = QUANTITY_KINDS.get(kind)
     if q is None:
         raise DomainError(field, f"unknown quantity kind {kind!r}; one of {', '.join(sorted(QUANTITY_KINDS))}")
@@ -489,7 +520,24 @@ def _to_float(s: str) -> float:
 
 def parse_quantity_text(text: str | float | int, *, field: str, default_unit: str = "") -> tuple[float, str]:
     """``"2 Pa"`` -> ``(2.0, "Pa")``; ``"0.5 ℃"`` -> ``(0.5, "°C")``; a bare number takes
-    ``default_unit``. Raises DomainError naming ``field``."""
+    ``default_unit``. Raises DomainError naming ``field``. Text is cached per (text, default unit)."""
+    if type(text) is str and type(default_unit) is str:
+        result, err = _parse_quantity_cached(text, default_unit)
+        if err is not None:
+            raise err[0](field, err[1])
+        return result
+    return _parse_quantity(text, field, default_unit)
+
+
+@functools.lru_cache(maxsize=16384)
+def _parse_quantity_cached(text: str, default_unit: str):
+    try:
+        return _parse_quantity(text, "value", default_unit), None
+    except DomainError as exc:
+        return None, (type(exc), exc.reason)
+
+
+def _parse_quantity(text, field: str, default_unit: str) -> tuple[float, str]:
     if isinstance(text, bool):
         raise DomainError(field, f"expected a value with a unit, got {text!r}")
     if isinstance(text, (int, float)):

@@ -77,9 +77,9 @@ def test_feed_catches_up_applies_live_events_and_rebuilds_without_a_gap(kafka):
 
         t = threading.Thread(target=reader)
         t.start()
-        generation = catalog.current().generation
+        assert feed.rebuilds == 1
         feed.request_rebuild()
-        rebuilt = wait(lambda: catalog.current().generation > generation and feed.last_rebuild_events > 0, 60)
+        rebuilt = wait(lambda: feed.rebuilds == 2, 60)
         stop.set()
         t.join()
         assert rebuilt

@@ -201,3 +201,25 @@ def test_each_kind_rejects_a_unit_of_another_dimension(kind):
     other = "kg" if q.dimensionality != "[mass]" else "m"
     with pytest.raises(DomainError):
         check_kind(other, kind)
+
+
+def test_cached_verdicts_keep_the_callers_field_and_type():
+    # check_kind and parse_quantity_text cache per text; the field of an error is the caller's, every time
+    for field in ("bands[0].unit", "bands[1].unit", "bands[0].unit"):
+        with pytest.raises(UnitError) as ei:
+            check_kind("N*m", "pressure", field=field)
+        assert ei.value.field == field and "not pressure" in ei.value.reason
+        with pytest.raises(UnitError) as ei:
+            check_kind("kPaa", "pressure", field=field)
+        assert ei.value.field == field and "unknown unit 'kPaa'" in ei.value.reason
+        with pytest.raises(DomainError) as ei:
+            check_kind("kPa", "presure", field=field)
+        assert ei.value.field == field and type(ei.value) is DomainError
+        with pytest.raises(DomainError) as ei:
+            parse_quantity_text("two Pa", field=field)
+        assert ei.value.field == field
+        assert parse_quantity_text("2 千帕", field=field) == (2.0, "kPa")
+    assert check_kind("兆帕", "pressure") == check_kind("兆帕", "pressure", field="x") == "MPa"
+    with pytest.raises(UnitError):
+        check_kind(None, "pressure")  # not text: not cached, still refused
+    assert normalise_unit_text(None) == "" and normalise_unit_text(" 千帕 ") == "kPa"

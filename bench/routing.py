@@ -25,7 +25,7 @@ import statistics
 import sys
 import time
 
-from bench.synthetic import make_capabilities, make_centres, make_needs
+from bench.synthetic import describe, make_capabilities, make_centres, make_needs
 from metrofed.domain.catalog import Catalog, CatalogBuilder, Stamp, adequacy_probe, instrument_filter, route_need
 
 GOALS_P99_MS = {100_000: 2.0, 1_000_000: 10.0}
@@ -45,16 +45,43 @@ def pct(xs: list[float], p: float) -> float:
 
 
 def _need_objects(n: int, today: dt.date):
+    """(needs, named flags, invalid count): named = the need names an instrument, else measurand-only."""
     from metrofed.domain.capability import DomainError
     from metrofed.domain.need import need_from_fields
 
-    out, bad = [], 0
+    out, named, bad = [], [], 0
     for kw in make_needs(n):
         try:
             out.append(need_from_fields(**kw, today=today))
+            named.append(bool(kw.get("instrument_type")))
         except DomainError:
             bad += 1
-    return out, bad
+    return out, named, bad
+
+
+def dist(xs) -> str:
+    if not xs:
+        return "n/a"
+    return (f"median {statistics.median(xs):,.0f}, p90 {pct(xs, 90):,.0f}, p99 {pct(xs, 99):,.0f}, "
+            f"max {max(xs):,.0f}")
+
+
+def lat(xs) -> str:
+    if not xs:
+        return "n/a"
+    return f"p50 {pct(xs, 50):.2f} ms, p99 {pct(xs, 99):.2f} ms, max {max(xs):.2f} ms"
+
+
+def group_separation(snap, need) -> tuple[int, int]:
+    """(instrument groups in the need's (quantity kind, service kind) bucket, groups the router's instrument
+    rule accepts): how well ``instrument_filter`` separates families. Reads the snapshot's private bucket
+    map -- a diagnostic only, not part of the timed path."""
+    from metrofed.domain.routing import effective_service_kind
+
+    sk = effective_service_kind(need)[0]
+    groups = snap._buckets.get((need.quantity_kind, sk), {})
+    acc = instrument_filter(need, sk)
+    return len(groups), (len(groups) if acc is None else sum(1 for g in groups if acc(g)))
 
 
 def route_once(snap, need, centres, load, today, **route_kw):
@@ -85,9 +112,11 @@ def bench_size(n: int, n_needs: int, centres_n: int = 60) -> dict:
     rss0 = rss_mb()
     t = time.perf_counter()
     centres = make_centres(centres_n)
+    print(f"  [{n:,}] generating ...", flush=True)
     caps = make_capabilities(n, centres)
     gen_s = time.perf_counter() - t
     rss1 = rss_mb()
+    print(f"  [{n:,}] generated in {gen_s:.1f} s; building the catalog ...", flush=True)
     t = time.perf_counter()
     b = CatalogBuilder()
     for p in centres:
@@ -106,10 +135,16 @@ def bench_size(n: int, n_needs: int, centres_n: int = 60) -> dict:
     print(f"  {n:>9,} capabilities / {centres_n} centres: generated in {gen_s:.1f} s; builder fed in "
           f"{feed_s:.2f} s ({n / feed_s:,.0f} events/s), index built in {build_s:.2f} s")
     per100k = 100_000 / n
+    mix = describe(caps)
+    print(f"    mix: {mix['families']:,} instrument families used (of {mix['universe']:,}), "
+          f"{mix['centre_family_pairs']:,} (centre, family) offers, rows per offer median/p99/max "
+          f"{'/'.join(map(str, mix['rows_per_centre_family']))}, rows per (centre, instrument, kind, range) line "
+          f"median/p99/max {'/'.join(map(str, mix['rows_per_line']))}; {mix['instrument_groups']:,} instrument "
+          f"groups over {mix['heads']} head nouns")
     print(f"    memory: rows {(rss1 - rss0) * per100k:,.0f} MB + index {(rss2 - rss1) * per100k:,.0f} MB "
           f"= {(rss2 - rss0) * per100k:,.0f} MB per 100k capabilities (RSS growth)")
 
-    needs, bad = _need_objects(n_needs, today)
+    needs, named, bad = _need_objects(n_needs, today)
     load = {p.centre_id: (i % 10) / 10.0 for i, p in enumerate(centres)}
     centres_map = snap.centres
     res = {"n": n, "build_s": build_s, "mem_per_100k_mb": (rss2 - rss0) * per100k}
@@ -131,6 +166,7 @@ def bench_size(n: int, n_needs: int, centres_n: int = 60) -> dict:
         a, k = index_once(snap, need)
         idx_ms.append(a * 1e3)
         idx_n.append(k)
+    print(f"  [{n:,}] routing {len(needs)} needs ...", flush=True)
     tot_ms, counts, eligible, served, split = [], [], [], 0, 0
     for need in needs:
         a, k, dec = route_once(snap, need, centres_map, load, today)
@@ -140,21 +176,41 @@ def bench_size(n: int, n_needs: int, centres_n: int = 60) -> dict:
         served += bool(dec.candidates)
         split += bool(dec.split)
     goal = GOALS_P99_MS.get(n)
-    verdict = "" if goal is None else (f"  [goal p99 <= {goal:g} ms: "
-                                       f"{'MET' if pct(tot_ms, 99) <= goal else 'MISSED'}]")
+
+    def verdict(xs):
+        if goal is None:
+            return "  [no goal at this size]"
+        p = pct(xs, 99)
+        return f"  [goal p99 <= {goal:g} ms: " + ("MET]" if p <= goal else f"MISSED by {p / goal:.1f}x]")
+
     per_cand = sum(tot_ms) / max(sum(counts), 1) * 1e3
+    nm = [i for i, f in enumerate(named) if f]
+    mo = [i for i, f in enumerate(named) if not f]
     print(f"    gateway path (catalog.route_need: index + route [+ overlap lookup + route when nothing is "
-          f"routable]), {len(needs)} needs ({bad} invalid skipped): p50 {pct(tot_ms, 50):.2f} ms, "
-          f"p99 {pct(tot_ms, 99):.2f} ms, max {max(tot_ms):.2f} ms{verdict}")
-    print(f"      capabilities handed to route per need: median {statistics.median(counts):.0f}, "
-          f"p99 {pct(counts, 99):.0f}, max {max(counts)} (~{per_cand:.1f} us per capability); eligible "
-          f"(ranked) per need: median {statistics.median(eligible):.0f}, p99 {pct(eligible, 99):.0f}; "
-          f"{served} served, {split} split, {len(needs) - served - split} gaps")
+          f"routable]), {len(needs)} needs ({bad} invalid skipped; {len(nm)} named instrument, {len(mo)} "
+          f"measurand-only):")
+    print(f"      all needs:        {lat(tot_ms)}{verdict(tot_ms)}")
+    print(f"      named instrument: {lat([tot_ms[i] for i in nm])}{verdict([tot_ms[i] for i in nm])}")
+    print(f"      measurand-only:   {lat([tot_ms[i] for i in mo])}")
+    print(f"      capabilities handed to route per need (~{per_cand:.1f} us per capability):")
+    print(f"        all needs:        {dist(counts)}")
+    print(f"        named instrument: {dist([counts[i] for i in nm])}")
+    print(f"        measurand-only:   {dist([counts[i] for i in mo])}")
+    print(f"      eligible (ranked) per need: {dist(eligible)}; {served} served, {split} split, "
+          f"{len(needs) - served - split} gaps")
     print(f"      of which the first index lookup (kind + range + U floor + instrument rule): p50 "
           f"{pct(idx_ms, 50):.3f} ms, p99 {pct(idx_ms, 99):.3f} ms")
+    sep = [group_separation(snap, needs[i]) for i in nm]
+    print(f"      instrument rule on named needs: instrument groups in the (quantity kind, service kind) bucket "
+          f"{dist([a for a, _ in sep])}; accepted {dist([b for _, b in sep])} "
+          f"(accepted share median {statistics.median(b / a for a, b in sep if a) if sep else float('nan'):.1%})")
     res["gateway"] = dict(p50=pct(tot_ms, 50), p99=pct(tot_ms, 99), idx_p99=pct(idx_ms, 99),
-                          cand_median=statistics.median(counts), cand_p99=pct(counts, 99),
-                          eligible_median=statistics.median(eligible), us_per_candidate=per_cand)
+                          named_p50=pct([tot_ms[i] for i in nm], 50), named_p99=pct([tot_ms[i] for i in nm], 99),
+                          measurand_p50=pct([tot_ms[i] for i in mo], 50),
+                          measurand_p99=pct([tot_ms[i] for i in mo], 99),
+                          cand_median=statistics.median(counts), cand_p90=pct(counts, 90), cand_p99=pct(counts, 99),
+                          cand_max=max(counts), eligible_median=statistics.median(eligible), us_per_candidate=per_cand)
+    res["mix"] = mix
     res.update(index_p50=pct(plain_ms, 50), index_p99=pct(plain_ms, 99))
 
     # one live upsert (a revision) at this size, against the full build

@@ -348,7 +348,8 @@ def _word_tokens(text: str) -> set[str]:
     return out
 
 
-@functools.lru_cache(maxsize=8192)
+# Sized above the number of distinct instrument texts of a 1M-row catalog (~16k groups, both sides).
+@functools.lru_cache(maxsize=262_144)
 def _profile(instrument: str, measurand: str, extra: str, capability_side: bool) -> _Heads:
     heads = _segment_heads(instrument, capability_side)
     if not heads:
@@ -408,7 +409,7 @@ def _qual_text(group: str, values: frozenset) -> str:
     return "/".join(f"{v} ({_QUAL_ZH[v]})" if v in _QUAL_ZH else v for v in vs)
 
 
-@functools.lru_cache(maxsize=65536)
+@functools.lru_cache(maxsize=262_144)
 def judge(need_instrument: str, need_measurand: str, cap_instrument_zh: str, cap_instrument_en: str,
           cap_measurand_zh: str = "", cap_measurand_en: str = "",
           cap_keywords: tuple[str, ...] = ()) -> InstrumentMatch:

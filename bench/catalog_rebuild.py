@@ -13,26 +13,21 @@ offset seen at start, then ``build()``. The broker is stopped at the end, always
 gateway catalog feed's settings (``gateway.catalog_feed.CONSUMER_CONFIG``, overridable with
 ``--consumer key=value``) and, like the feed, pauses the cyclic GC during the catch-up (``--no-gc-pause``).
 
-Codec (printed): ``metrofed.bus.codec`` when it exists and offers an encode/decode pair for capabilities
-(see ``_bus_codec``); else the protobuf wire form, ``Envelope(CapabilityPublished)`` through
-``metrofed.bus.envelope`` and ``metrofed.protoconv``, when those import and round-trip; else JSON of
-``metrofed.domain.records.capability_to_dict`` decoded with ``capability_from_dict``. Both fallbacks
-validate through ``records`` (unit parsing included), as the gateway's adapter does.
+Events are encoded and decoded exactly as on the bus (``metrofed.bus.codec``: the centres' envelope, the
+gateway feed's decode path).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import json
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
 
 from bench.synthetic import make_capabilities, make_centres
+from metrofed.bus.codec import decode_capability, encode_capability
 from metrofed.domain.capability import Capability
 from metrofed.domain.catalog import CatalogBuilder, Stamp
 
@@ -42,97 +37,9 @@ GOAL_EVENTS_PER_S = 20_000
 
 
 class Codec:
-    def __init__(self, name: str, encode: Callable[[Capability], bytes], decode: Callable[[bytes], Capability]):
-        self.name, self.encode, self.decode = name, encode, decode
-
-
-def _json_codec() -> Codec:
-    from metrofed.domain.records import capability_from_dict, capability_to_dict
-
-    def enc(c: Capability) -> bytes:
-        return json.dumps({"centre_id": c.centre_id, "version": c.version, "capability": capability_to_dict(c)},
-                          ensure_ascii=False, separators=(",", ":")).encode()
-
-    def dec(b: bytes) -> Capability:
-        d = json.loads(b)
-        return capability_from_dict(d["centre_id"], d["capability"], d["version"])
-
-    return Codec("json (metrofed.domain.records.capability_to_dict / capability_from_dict)", enc, dec)
-
-
-def _bus_codec() -> Codec | None:
-    """The lead's codec, if present: a pair of module-level functions named one of these ways."""
-    try:
-        mod = importlib.import_module("metrofed.bus.codec")
-    except ImportError:
-        return None
-    pairs = [("encode_capability", "decode_capability"), ("capability_to_bytes", "capability_from_bytes"),
-             ("capability_to_event", "capability_from_event")]
-    for e, d in pairs:
-        enc, dec = getattr(mod, e, None), getattr(mod, d, None)
-        if callable(enc) and callable(dec):
-            def encode(c, _f=enc):
-                v = _f(c)
-                return v if isinstance(v, bytes) else v.SerializeToString()
-
-            def decode(b, _f=dec):
-                v = _f(b)
-                return v[0] if isinstance(v, tuple) else v
-
-            try:  # prove it round-trips before trusting it
-                probe = make_capabilities(1)[0]
-                if decode(encode(probe)) != probe:
-                    raise ValueError("round trip differs")
-            except Exception as exc:  # noqa: BLE001
-                print(f"  metrofed.bus.codec.{e}/{d} present but unusable here ({exc!r}); using JSON")
-                return None
-            return Codec(f"metrofed.bus.codec ({e} / {d})", encode, decode)
-    print(f"  metrofed.bus.codec exists but has none of {pairs}; using JSON")
-    return None
-
-
-def _proto_codec() -> Codec | None:
-    """The wire form the centres publish: Envelope(CapabilityPublished(Capability)) via metrofed.protoconv."""
-    try:
-        from metrofed import protoconv
-        from metrofed.bus import envelope
-        from metrofed.v1 import events_pb2
-    except ImportError:
-        return None
-
-    def encode(c: Capability) -> bytes:
-        ev = events_pb2.CapabilityPublished(capability=protoconv.capability_to_proto(c))
-        return envelope.wrap(ev, c.centre_id, event_id=c.key + f"@{c.version}").SerializeToString()
-
-    def decode(b: bytes) -> Capability:
-        msg = envelope.unwrap(b).event.capability
-        return protoconv.capability_from_proto(msg, msg.centre_id, msg.version)
-
-    try:
-        probe = make_capabilities(1)[0]
-        if decode(encode(probe)) != probe:
-            raise ValueError("round trip differs")
-    except Exception as exc:  # noqa: BLE001
-        print(f"  protobuf envelope codec present but unusable here ({exc!r}); using JSON")
-        return None
-    return Codec("protobuf (metrofed.bus.envelope + metrofed.protoconv, Envelope(CapabilityPublished))",
-                 encode, decode)
-
-
-def pick_codec(which: str) -> Codec:
-    if which in ("auto", "bus"):
-        c = _bus_codec()
-        if c is not None:
-            return c
-        if which == "bus":
-            raise SystemExit("metrofed.bus.codec is not usable")
-    if which in ("auto", "proto"):
-        c = _proto_codec()
-        if c is not None:
-            return c
-        if which == "proto":
-            raise SystemExit("the protobuf envelope codec is not usable")
-    return _json_codec()
+    name = "metrofed.bus.codec (Envelope(CapabilityPublished), the gateway feed's decode path)"
+    encode = staticmethod(encode_capability)
+    decode = staticmethod(decode_capability)
 
 
 def _events(n: int):
@@ -256,8 +163,6 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(prog="python -m bench.catalog_rebuild", description=__doc__.split("\n")[0])
     ap.add_argument("--events", type=int, default=100_000)
     ap.add_argument("--quick", action="store_true", help="CI smoke: 10k events")
-    ap.add_argument("--codec", choices=("auto", "bus", "proto", "json"), default="auto",
-                    help="auto: metrofed.bus.codec, else the protobuf envelope, else JSON")
     ap.add_argument("--keep", action="store_true", help="keep the broker's data directory")
     ap.add_argument("--crc-only", action="store_true", help="skip the check_crcs=False comparison run")
     ap.add_argument("--no-gc-pause", action="store_true",
@@ -274,7 +179,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from infra.devstack.kafka import KafkaBroker
 
-    codec = pick_codec(a.codec)
+    codec = Codec()
     print(f"catalog rebuild benchmark: {n:,} events, codec: {codec.name}; goal >= {GOAL_EVENTS_PER_S:,} events/s")
     try:
         import crc32c  # noqa: F401

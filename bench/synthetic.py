@@ -566,7 +566,7 @@ def _rows(f: Family, p: CentreProfile, rnd: random.Random, k: int, seq: int) -> 
         if sk is TE:
             code = code.replace("JJG", "JJG(型评)")
         out.append(Capability(
-            centre_id=p.centre_id, capability_id=f"f{f.fid}-{b.slug}-{sk.value[:3]}-{v}-{seq}-{j}", version=1,
+            centre_id=p.centre_id, capability_id=f"f{f.fid}-{b.slug}-{sk.value[:3].replace('_', '')}-{v}-{seq}-{j}", version=1,
             service_kind=sk, quantity_kind=b.quantity_kind, measurand=b.measurand, instrument_type=f.instrument,
             method_code=code, bands=bands,
             conditions="(20 ± 2) °C" if b.quantity_kind != "temperature" else "",
@@ -590,7 +590,7 @@ def iter_capabilities(n: int, centres: list[CentreProfile] | None = None, seed: 
         for j in range(n_svc):
             sk, name, code = SERVICE_ONLY[j % len(SERVICE_ONLY)]
             b = BASES[(idx * 7 + j) % len(BASES)]  # a topic per offer: "压力 计量技术咨询"
-            yield Capability(p.centre_id, f"svc-{sk.value[:4]}-{j}", 1, sk, "dimensionless", b.measurand, name, code,
+            yield Capability(p.centre_id, f"svc-{sk.value[:4].replace('_', '')}-{j}", 1, sk, "dimensionless", b.measurand, name, code,
                              lead_time_days=rnd.randint(3, 30), price_cny=float(rnd.randint(500, 20000)),
                              capacity_per_month=rnd.randint(2, 20), basis="",
                              keywords=(name.zh, b.measurand.zh))

@@ -18,11 +18,8 @@ from metrofed.domain.capability import (Capability, CentreProfile, DomainError, 
 from metrofed.domain.lifecycle import RequestState
 from metrofed.v1 import capability_pb2, common_pb2, request_pb2
 
-_FMT = "{:.12g}"
-
-
 def _num(x: float) -> str:
-    return _FMT.format(x)
+    return repr(float(x))  # the shortest text that reads back as the same double: no drift on the wire
 
 
 # ---- enums -----------------------------------------------------------------------------------------

@@ -215,3 +215,40 @@ def test_capability_published_at_a_centre_becomes_searchable_and_routable(federa
         time.sleep(0.05)
     else:
         raise AssertionError("revision never replaced version 1 at the gateway")
+
+
+def test_completion_at_the_centre_brings_the_certificate_to_the_enterprise(federation, gateway):
+    req = gateway.SubmitRequest(gw.SubmitRequestRequest(enterprise_id="e2e-complete", need=pressure_need()),
+                                timeout=10).request
+    wait_for_state(gateway, req.request_id, rq.REQUEST_STATE_ACCEPTED)
+    centre = client.centre(federation.procs[f"centre-{req.assigned_centre_id}"].endpoint)
+    item = centre.CompleteRequest(cs.CompleteRequestRequest(request_id=req.request_id, note="calibrated, 5 points"),
+                                  timeout=5).item
+    assert item.state == rq.REQUEST_STATE_COMPLETED
+    done = wait_for_state(gateway, req.request_id, rq.REQUEST_STATE_COMPLETED)
+    assert "digitalCalibrationCertificate" in done.result_certificate
+    assert req.request_id in done.result_certificate  # the certificate's unique identifier names the request
+    with pytest.raises(grpc.RpcError) as err:  # a completed request cannot be cancelled
+        gateway.CancelRequest(gw.CancelRequestRequest(request_id=req.request_id), timeout=5)
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_cancelling_at_the_gateway_withdraws_the_request_from_the_centre(federation, gateway):
+    req = gateway.SubmitRequest(gw.SubmitRequestRequest(enterprise_id="e2e-cancel", need=pressure_need()),
+                                timeout=10).request
+    wait_for_state(gateway, req.request_id, rq.REQUEST_STATE_ACCEPTED)
+    out = gateway.CancelRequest(gw.CancelRequestRequest(request_id=req.request_id, reason="instrument scrapped"),
+                                timeout=5).request
+    assert out.state == rq.REQUEST_STATE_CANCELLED
+    centre = client.centre(federation.procs[f"centre-{req.assigned_centre_id}"].endpoint)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        items = {i.request_id: i for i in centre.ListInbox(cs.ListInboxRequest(), timeout=5).items}
+        if items[req.request_id].state == rq.REQUEST_STATE_CANCELLED:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("the centre never saw the cancellation")
+    with pytest.raises(grpc.RpcError) as err:  # and cannot complete it any more
+        centre.CompleteRequest(cs.CompleteRequestRequest(request_id=req.request_id), timeout=5)
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION

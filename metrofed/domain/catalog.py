@@ -16,8 +16,10 @@ Three pieces:
   posting shards), never a full re-index.
 
 The routing index (:meth:`CatalogSnapshot.candidates`) keys buckets by (quantity kind, service kind) and,
-inside those, by instrument group (instrument type, measurand, keywords: what the router's instrument
-rule reads, so a caller can skip whole groups the router would reject). A bucket is a tuple of chunks partitioned by each entry's lowest covered value (``lo``), each chunk holding at
+inside those, by instrument group: the capability's *parsed* instrument (head nouns + qualifiers,
+``instruments.capability_key``), all the router's instrument rule decides on, so a caller can skip whole
+groups the router would reject at a cost proportional to the distinct parsed instruments (a few dozen per
+bucket), not to the raw instrument texts (thousands). A bucket is a tuple of chunks partitioned by each entry's lowest covered value (``lo``), each chunk holding at
 most a few hundred entries *sorted by highest covered value (``hi``) descending*. A "covers [a, b]" query
 walks the chunks whose ``lo`` starts at or below ``a`` and, for chunks entirely below ``a``, takes the prefix
 with ``hi >= b`` by ``bisect`` and a slice. A capability whose bands leave gaps is indexed once per joined
@@ -33,6 +35,7 @@ of per capability, so a centre rename costs nothing per capability.
 from __future__ import annotations
 
 import bisect
+import functools
 import gc
 import heapq
 import itertools
@@ -44,7 +47,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable, Iterable, Iterator, Mapping
 
-from .capability import Capability, CentreProfile, ServiceKind, SERVICE_KIND_ZH
+from .capability import MEASURING_KINDS, Capability, CentreProfile, ServiceKind, SERVICE_KIND_ZH
+from .instruments import accepts, capability_key, need_key
 
 __all__ = [
     "Stamp",
@@ -662,26 +666,32 @@ def _relative_u_ok(cap: Capability, lo: float | None, hi: float | None, max_rel:
     return worst != -_INF and worst <= max_rel * (1 + _REL_TOL)
 
 
-InstrumentGroup = tuple  # (instrument_type.zh, instrument_type.en, measurand.zh, measurand.en, keywords)
+InstrumentGroup = tuple  # instruments.InstrumentKey: (head keys, qualifiers) -- the parsed instrument
 
 
 def instrument_group(cap: Capability) -> InstrumentGroup:
-    """The routing sub-bucket of a capability: what the router's instrument rule looks at."""
+    """The routing sub-bucket of a capability: its *parsed* instrument (head nouns + qualifiers,
+    :func:`instruments.capability_key`), the only things the router's instrument rule decides on. Parsed
+    once per distinct (instrument, measurand) text (cached); a bucket holds a few dozen of these where it
+    holds hundreds or thousands of raw texts (application and construction words are invisible to the rule)."""
     it, ms = cap.instrument_type, cap.measurand
-    return (it.zh, it.en, ms.zh, ms.en, cap.keywords)
+    return capability_key(it.zh, it.en, ms.zh, ms.en)
 
 
 def instrument_filter(need, service_kind: ServiceKind) -> Callable[[InstrumentGroup], bool] | None:
     """``accept_instrument`` for :meth:`CatalogSnapshot.candidates` applying the router's rule 2b
-    (``instruments.judge``, measuring services only): a group whose instrument does not serve the need's is
-    skipped whole. None when the router would not check the instrument."""
-    from metrofed.domain.capability import MEASURING_KINDS
-    from metrofed.domain.instruments import judge
-
+    (``instruments.judge``, measuring services only): a group whose parsed instrument does not serve the
+    need's is skipped whole. The need's text is parsed once here; each (need key, group) decision is
+    ``instruments.accepts`` (cached), exactly ``judge(...).match`` for every capability of the group --
+    relevance is left to the router, which recomputes it for what it is handed. None when the rule can
+    reject nothing: not a measuring service, or a need naming no instrument the vocabulary knows (then
+    ``judge`` ranks by word overlap and accepts everything)."""
     if service_kind not in MEASURING_KINDS:
         return None
-    ni, nm = need.instrument_type, need.measurand
-    return lambda g: judge(ni, nm, g[0], g[1], g[2], g[3], g[4]).match
+    nk = need_key(need.instrument_type, need.measurand)
+    if not nk[0]:
+        return None
+    return functools.partial(accepts, nk)
 
 
 def adequacy_probe(need) -> tuple[float, float]:
@@ -814,9 +824,9 @@ class CatalogSnapshot:
         uncertainty (at ~95 %) at ``x_si`` cannot be below ``u_max_si`` in any band -- a sound bound, so the
         result stays a superset of what the router accepts; it still checks uncertainty, law, site, load.
 
-        ``accept_instrument(group)`` is asked once per distinct instrument group -- ``(instrument_type.zh,
-        instrument_type.en, measurand.zh, measurand.en, keywords)`` -- of the buckets; groups it refuses are
-        skipped whole (see :func:`instrument_filter`, the router's own instrument rule).
+        ``accept_instrument(group)`` is asked once per instrument group of the buckets -- the parsed
+        instrument ``(head keys, qualifiers)`` of :func:`instrument_group`, not the raw texts; groups it
+        refuses are skipped whole (see :func:`instrument_filter`, the router's own instrument rule).
         """
         if isinstance(service_kinds, (str, ServiceKind)):
             service_kinds = (service_kinds,)

@@ -37,6 +37,12 @@ the device (1.0) and, weakly (0.5), needs for the instrument it is named after.
 
 ``judge(...)`` is cached on its string arguments: a million capabilities sharing a few hundred
 instrument names cost a few hundred evaluations.
+
+The accept/reject decision depends only on the two sides' head keys and qualifiers (keywords and word
+overlap only move the relevance). ``capability_key(zh, en, measurand_zh, measurand_en)`` and
+``need_key(instrument, measurand)`` give those parsed keys (cached per text), and ``accepts(need_key,
+capability_key)`` the decision, equal to ``judge(...).match`` by construction (shared code, property-tested):
+the catalog groups capabilities by key and asks ``accepts`` once per key, not ``judge`` once per raw text.
 """
 
 from __future__ import annotations
@@ -46,7 +52,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-__all__ = ["Head", "HEADS", "EQUIVALENT", "InstrumentMatch", "judge", "heads_of", "describe_heads"]
+__all__ = ["Head", "HEADS", "EQUIVALENT", "InstrumentMatch", "InstrumentKey", "judge", "heads_of", "describe_heads",
+           "capability_key", "need_key", "accepts"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,17 +357,74 @@ def _word_tokens(text: str) -> set[str]:
 
 # Sized above the number of distinct instrument texts of a 1M-row catalog (~16k groups, both sides).
 @functools.lru_cache(maxsize=262_144)
-def _profile(instrument: str, measurand: str, extra: str, capability_side: bool) -> _Heads:
+def _heads_quals(instrument: str, measurand: str, capability_side: bool) -> tuple[tuple, tuple]:
+    """(heads, qualifiers) of one side: ((head key, factor), ...) sorted, ((group, values), ...)."""
     heads = _segment_heads(instrument, capability_side)
     if not heads:
         heads = _segment_heads(measurand, capability_side)
     merged: dict[str, float] = {}
     for k, f in heads:
         merged[k] = max(merged.get(k, 0.0), f)
-    keys = set(merged)
-    quals = _qualifiers(f"{instrument} {measurand}", keys)
+    quals = _qualifiers(f"{instrument} {measurand}", set(merged))
+    return tuple(sorted(merged.items())), tuple(quals)
+
+
+@functools.lru_cache(maxsize=262_144)
+def _profile(instrument: str, measurand: str, extra: str, capability_side: bool) -> _Heads:
+    heads, quals = _heads_quals(instrument, measurand, capability_side)
     toks = frozenset(_word_tokens(f"{instrument} {measurand} {extra}"))
-    return _Heads(tuple(sorted(merged.items())), tuple(quals), toks)
+    return _Heads(heads, quals, toks)
+
+
+# ---- parsed instrument keys: what the accept/reject decision of ``judge`` depends on -----------------
+# A key is (head keys sorted, qualifiers): ((str, ...), ((group, frozenset of values), ...)). Relevance may
+# depend on more (the device-namesake factor, word overlap for unknown instruments), the decision does not.
+InstrumentKey = tuple
+
+
+def _cap_texts(cap_instrument_zh: str, cap_instrument_en: str, cap_measurand_zh: str,
+               cap_measurand_en: str) -> tuple[str, str]:
+    """The capability side's (instrument, measurand) texts exactly as ``judge`` profiles them."""
+    return f"{cap_instrument_zh} / {cap_instrument_en}", f"{cap_measurand_zh} / {cap_measurand_en}"
+
+
+@functools.lru_cache(maxsize=262_144)
+def capability_key(cap_instrument_zh: str, cap_instrument_en: str, cap_measurand_zh: str = "",
+                   cap_measurand_en: str = "") -> InstrumentKey:
+    """The parsed instrument of a capability (head keys + qualifiers): equal keys are accepted or rejected
+    alike by every need (``judge(...).match == accepts(need_key(...), capability_key(...))``)."""
+    heads, quals = _heads_quals(*_cap_texts(cap_instrument_zh, cap_instrument_en, cap_measurand_zh,
+                                            cap_measurand_en), True)
+    return tuple(k for k, _ in heads), quals
+
+
+@functools.lru_cache(maxsize=65_536)
+def need_key(need_instrument: str, need_measurand: str = "") -> InstrumentKey:
+    """The parsed instrument of a need (head keys + qualifiers), for :func:`accepts`."""
+    heads, quals = _heads_quals(need_instrument, need_measurand, False)
+    return tuple(k for k, _ in heads), quals
+
+
+def _conflict(need_quals: tuple, cap_quals: tuple) -> tuple[str, frozenset, frozenset] | None:
+    """The first qualifier group the need states and the capability contradicts: (group, cap, need)."""
+    cap_q = dict(cap_quals)
+    for group, values in need_quals:
+        cv = cap_q.get(group)
+        if cv is not None and not (cv & values):
+            return group, cv, values
+    return None
+
+
+@functools.lru_cache(maxsize=262_144)
+def accepts(need: InstrumentKey, cap: InstrumentKey) -> bool:
+    """``judge``'s accept/reject decision from the two parsed keys alone (no texts, no relevance)."""
+    need_heads, need_quals = need
+    cap_heads, cap_quals = cap
+    if not need_heads or not cap_heads:
+        return True  # ranked by word overlap, never rejected
+    if not any(serves(ck, nk) is not None for nk in need_heads for ck in cap_heads):
+        return False
+    return _conflict(need_quals, cap_quals) is None
 
 
 def heads_of(text: str) -> tuple[str, ...]:
@@ -415,7 +479,7 @@ def judge(need_instrument: str, need_measurand: str, cap_instrument_zh: str, cap
           cap_keywords: tuple[str, ...] = ()) -> InstrumentMatch:
     """Does the capability (its instrument and measurand, zh/en, and keywords) serve the need's instrument?"""
     need = _profile(need_instrument, need_measurand, "", False)
-    cap = _profile(f"{cap_instrument_zh} / {cap_instrument_en}", f"{cap_measurand_zh} / {cap_measurand_en}",
+    cap = _profile(*_cap_texts(cap_instrument_zh, cap_instrument_en, cap_measurand_zh, cap_measurand_en),
                    " ".join(cap_keywords), True)
     cap_name = _name(cap_instrument_zh, cap_instrument_en)
     need_name = (need_instrument or need_measurand).strip() or "(unnamed)"
@@ -446,17 +510,14 @@ def judge(need_instrument: str, need_measurand: str, cap_instrument_zh: str, cap
             f"{cap_name} [{describe_heads(k for k, _ in cap.heads)}], not {need_name} "
             f"[{describe_heads(k for k, _ in need.heads)}]: a different instrument"))
     rel, reason, nk, ck = best
+    conflict = _conflict(need.qualifiers, cap.qualifiers)
+    if conflict is not None:
+        group, cv, values = conflict
+        return InstrumentMatch(False, 0.0, (
+            f"{cap_name} [{_qual_text(group, cv)}], not {need_name} [{_qual_text(group, values)}]: "
+            f"contradicting {group}"))
     cap_q = dict(cap.qualifiers)
-    confirmed = True
-    for group, values in need.qualifiers:
-        cv = cap_q.get(group)
-        if cv is None:
-            confirmed = False
-            continue
-        if not (cv & values):
-            return InstrumentMatch(False, 0.0, (
-                f"{cap_name} [{_qual_text(group, cv)}], not {need_name} [{_qual_text(group, values)}]: "
-                f"contradicting {group}"))
+    confirmed = all(group in cap_q for group, _ in need.qualifiers)
     if not confirmed:
         rel *= UNCONFIRMED_QUALIFIER_FACTOR
         reason += "; the need's " + ", ".join(_qual_text(g, v) for g, v in need.qualifiers if g not in cap_q) + \

@@ -406,6 +406,64 @@ def test_index_matches_brute_force_scan_through_builds_and_live_updates(initial,
         assert len(s.search("").hits) == min(50, len(s))
 
 
+_icap = st.builds(lambda i, v, sk, bands, inst, meas: cap("c%d" % (i % 4), "k%d" % i, v, sk=sk,
+                                                            bands=[mpa(a, b) for a, b in bands], inst=inst, meas=meas),
+                  st.integers(0, 40), st.integers(1, 4), _kinds, st.lists(_band, min_size=1, max_size=2),
+                  st.sampled_from([("压力变送器", "pressure transmitter"), ("风电压力变送器", ""), ("一般压力表", ""),
+                                   ("压力传感器", "pressure sensor"), ("未知装置", ""), ("", ""),
+                                   ("直流充电桩", "DC charger"), ("交流充电桩", "AC charger"), ("交直流充电桩", ""),
+                                   ("电动汽车非车载充电机", ""), ("K型热电偶", ""), ("S型热电偶", "type S thermocouple"),
+                                   ("热电偶", ""), ("压力变送器检定装置", "")]),
+                  st.sampled_from([("压力", "pressure"), ("", ""), ("温度", "temperature")]))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(initial=st.lists(_icap, max_size=50),
+       ops=st.lists(st.one_of(st.tuples(st.just("up"), _icap), st.tuples(st.just("rm"), st.integers(0, 40))),
+                    max_size=30),
+       queries=st.lists(st.tuples(_kinds, _band, st.booleans(), st.sampled_from(
+           ["压力变送器", "压力表", "压力扫描阀", "", "直流充电桩", "AC charger", "充电桩", "K型热电偶", "S型热电偶",
+            "热电偶", "温度传感器"])), min_size=1, max_size=8))
+def test_instrument_narrowing_matches_judge_on_every_capability(initial, ops, queries, monkeypatch_chunks):
+    """Grouping by *parsed* instrument: the narrowed lookup is exactly the brute-force scan filtered by
+    ``judge(...).match`` on each capability's own texts, through builds, live moves between groups and removals."""
+    from metrofed.domain.catalog import instrument_filter, instrument_group
+    from metrofed.domain.instruments import judge
+    from metrofed.domain.need import need_from_fields
+
+    cat = Catalog()
+    b = cat.rebuild()
+    for c in initial:
+        b.upsert_capability(c)
+    cat.install(b)
+    for op in ops:
+        if op[0] == "up":
+            cat.upsert_capability(op[1], Stamp(1))
+        else:
+            cat.remove_capability("c%d" % (op[1] % 4), "k%d" % op[1], Stamp(2))
+    rebuilt = CatalogBuilder()
+    for c in cat.current().capabilities():
+        rebuilt.upsert_capability(c)
+    for s in (cat.current(), rebuilt.build()):
+        for (qk, sk), groups in s._buckets.items():  # one sub-bucket per parsed instrument, none empty
+            assert set(groups) == {instrument_group(c) for c in s.capabilities()
+                                   if (c.quantity_kind, c.service_kind) == (qk, sk)}
+            assert all(bk.n for bk in groups.values())
+        for sk, (lo, hi), partial, inst in queries:
+            need = need_from_fields(instrument_type=inst, measurand="压力", quantity_kind="pressure",
+                                    range_min=0, range_max=1, unit="MPa", service_kind=sk.value,
+                                    tolerance_value=1, tolerance_unit="%")
+            acc = instrument_filter(need, sk)
+            got = s.candidates("pressure", [sk], lo * 1e6, hi * 1e6, partial=partial, accept_instrument=acc)
+            keys = [c.key for c in got]
+            assert len(keys) == len(set(keys))
+            want = {k for k in _brute(s, "pressure", {sk}, lo * 1e6, hi * 1e6, partial)
+                    if (c := s.get(*k.split("/"))) is not None and judge(
+                        inst, "压力", c.instrument_type.zh, c.instrument_type.en, c.measurand.zh, c.measurand.en,
+                        c.keywords).match}
+            assert set(keys) == want
+
+
 @pytest.fixture
 def monkeypatch_chunks(monkeypatch):
     """Tiny chunks so that the property test exercises chunk splits and removals."""
@@ -420,18 +478,27 @@ def monkeypatch_chunks(monkeypatch):
 
 _instruments = st.sampled_from([("压力变送器", "pressure transmitter"), ("一般压力表", "pressure gauge"),
                                 ("压力传感器", "pressure sensor"), ("数字压力计", "digital pressure gauge"),
-                                ("未知装置", "")])
+                                ("未知装置", ""), ("风电压力变送器", "wind-power pressure transmitter"),
+                                ("精密压力表", ""), ("压力扫描阀", "pressure scanner"),
+                                ("直流充电桩", "DC charger"), ("交流充电桩", "AC charging point"),
+                                ("交直流充电桩", ""), ("K型热电偶", "type K thermocouple"),
+                                ("S/B 型贵金属热电偶", "noble-metal thermocouple"), ("热电偶", "thermocouple"),
+                                ("压力变送器检定装置", "pressure transmitter calibrator")])
+# what a need names: heads, qualifiers that contradict some capabilities (AC/DC, K/S), unknown or no instrument
+_need_instruments = st.sampled_from(["压力变送器", "pressure transmitter", "一般压力表", "压力传感器", "压力扫描阀",
+                                     "", "直流充电桩", "AC charger", "K型热电偶", "type S thermocouple",
+                                     "压力变送器检定装置"])
 _tol_kind = st.sampled_from([("%", None), ("%FS", None), ("MPa", None), ("class", None)])
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(specs=st.lists(st.tuples(st.integers(-1, 50), st.integers(1, 60), st.sampled_from([0.0, 1e-4, 1e-3, 1e-2]),
                                 st.sampled_from([0.0, 100.0, 5e3, 5e4]), st.sampled_from([2.0, 3.0]),
                                 st.sampled_from([0.95, 0.99]), _kinds, _instruments), min_size=1, max_size=25),
        need_lo=st.integers(-1, 40), need_span=st.integers(0, 40), tol=st.sampled_from([0.05, 0.2, 1.0, 2.5]),
-       tol_kind=_tol_kind, sk=_kinds)
+       tol_kind=_tol_kind, sk=_kinds, need_inst=_need_instruments)
 def test_index_with_uncertainty_bound_keeps_everything_the_router_accepts(specs, need_lo, need_span, tol, tol_kind,
-                                                                         sk):
+                                                                         sk, need_inst):
     import datetime as dt
 
     from metrofed.domain.catalog import adequacy_probe, instrument_filter
@@ -452,7 +519,7 @@ def test_index_with_uncertainty_bound_keeps_everything_the_router_accepts(specs,
     from metrofed.domain.capability import DomainError
 
     try:
-        need = need_from_fields(instrument_type="压力变送器", range_min=need_lo, range_max=need_lo + need_span,
+        need = need_from_fields(instrument_type=need_inst, measurand="压力", range_min=need_lo, range_max=need_lo + need_span,
                                 unit="MPa", tolerance_value=tol if unit != "MPa" else tol / 10, tolerance_unit=unit,
                                 service_kind=sk.value, legal_use=False)
     except DomainError:

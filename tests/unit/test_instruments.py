@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from metrofed.domain.instruments import judge
+from metrofed.domain.instruments import accepts, capability_key, judge, need_key
 
 # (id, need instrument, need measurand, capability instrument zh, capability instrument en, match?, why)
 ROWS = [
@@ -111,3 +113,55 @@ def test_rejection_names_both_instruments():
 def test_cached_on_strings():
     a = judge("扭矩扳手", "", "扭矩扳子", "torque wrench")
     assert judge("扭矩扳手", "", "扭矩扳子", "torque wrench") is a
+
+
+# -- parsed keys: the accept/reject decision depends only on (head keys, qualifiers) of both sides --------
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[r[0] for r in ROWS])
+def test_accepts_on_parsed_keys_is_judges_decision(row):
+    _, need_i, need_m, cap_zh, cap_en, expected, _why = row
+    assert accepts(need_key(need_i, need_m), capability_key(cap_zh, cap_en)) is expected
+    assert accepts(need_key(need_i, need_m), capability_key(cap_zh, cap_en, "压力", "pressure")) is \
+        judge(need_i, need_m, cap_zh, cap_en, "压力", "pressure").match
+
+
+@pytest.mark.parametrize("row", UNKNOWN_ROWS, ids=[r[0] for r in UNKNOWN_ROWS])
+def test_unknown_instruments_are_accepted_on_keys_too(row):
+    _, need_i, need_m, cap_zh, cap_en = row
+    assert accepts(need_key(need_i, need_m), capability_key(cap_zh, cap_en, "压力", "pressure"))
+
+
+def test_application_and_construction_words_share_one_key_qualifiers_do_not():
+    wrench = capability_key("扭矩扳子", "torque wrench")
+    assert capability_key("风电扭矩扳手", "wind-power torque wrench") == wrench
+    assert capability_key("精密数显扭力扳手", "") == wrench
+    assert capability_key("直流充电桩", "DC charger") != capability_key("交流充电桩", "AC charger")
+    assert capability_key("K型热电偶", "") != capability_key("S型热电偶", "")
+    assert capability_key("K型热电偶", "") != capability_key("热电偶", "")  # unstated is its own key
+    assert capability_key("风电传动链试验台扭矩测量系统", "")[0] == ()  # unknown instrument: no heads
+    # keywords never give heads: they are not part of the key (judge's relevance may still use them)
+    assert judge("扭矩扳手", "", "未知系统", "", "", "", ("扭矩扳手",)).match
+
+
+# text fragments: heads (zh/en, several per family), qualifiers (AC/DC, thermocouple types, medium, gas-meter
+# principle), application/construction words the vocabulary ignores, devices, unknown instruments
+_FRAG = st.sampled_from([
+    "扭矩扳手", "torque wrench", "扭矩传感器", "torque sensor", "扭矩扳子检定装置", "torque wrench tester",
+    "压力变送器", "pressure transmitter", "压力表", "pressure gauge", "数字压力计", "压力传感器",
+    "热电偶", "thermocouple", "K型", "S型", "type K", "type S/B", "K/N 型", "廉金属", "贵金属", "铂电阻", "温度计",
+    "充电桩", "charger", "直流", "交流", "非车载", "AC", "DC", "交直流", "电流表", "万用表",
+    "流量计", "flowmeter", "液体", "气体", "燃气表", "gas meter", "膜式", "超声", "涡轮", "罗茨", "水表",
+    "风电", "精密", "数显", "hydrogen", "wind", "MEMS", "高压", "", "", "压力扫描阀", "电压巡检仪", "试验台",
+    "/", "、", " and ", "(", ")",
+])
+_TEXT = st.lists(_FRAG, max_size=5).map("".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(need_i=_TEXT, need_m=st.sampled_from(["", "压力", "温度", "扭矩", "电流", "流量"]), cap_zh=_TEXT,
+       cap_en=_TEXT, cap_m=st.sampled_from(["", "压力", "温度", "流量", "扭矩"]),
+       keywords=st.lists(_FRAG, max_size=2).map(tuple))
+def test_decision_on_keys_equals_judge_for_arbitrary_texts(need_i, need_m, cap_zh, cap_en, cap_m, keywords):
+    m = judge(need_i, need_m, cap_zh, cap_en, cap_m, "", keywords)
+    assert accepts(need_key(need_i, need_m), capability_key(cap_zh, cap_en, cap_m, "")) is m.match

@@ -28,8 +28,11 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
+import gc
 import heapq
+import itertools
 import math
+import operator
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -48,6 +51,7 @@ __all__ = [
     "WEIGHTS",
     "route",
     "effective_service_kind",
+    "clear_caches",
 ]
 
 
@@ -341,7 +345,24 @@ def route(
     * ``max_rejected`` keeps the first N rejections in (centre, capability, reason code) order, with their
       reason text; ``rejected_total`` and ``rejected_by_reason`` count all of them.
 
-    ``None`` means no limit."""
+    ``None`` means no limit.
+
+    The cyclic garbage collector is paused meanwhile (as ``CatalogBuilder.build`` does): a call allocates a
+    few acyclic tuples per capability, all alive until it returns, and each collection would traverse them
+    (and every long-lived object) again -- a third of the time at 5,000 capabilities, measured."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _route(need, candidates, centres, load, today, weights, max_candidates, explain, max_rejected)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _route(need: Need, candidates: Iterable[Capability], centres: Mapping[str, CentreProfile],
+           load: Mapping[str, float], today: _dt.date, weights: ScoreWeights, max_candidates: int | None,
+           explain: int | None, max_rejected: int | None) -> RoutingDecision:
+    """route(), with the collector paused."""
     sk, legal_required, regulation, legal_reason = effective_service_kind(need)
     req = need.decision_rule.required_ratio
     ev = _Eval(need, req)
@@ -356,75 +377,119 @@ def route(
 
     legal_note = _legal_note(need, sk, legal_required, regulation, legal_reason)
 
-    eligible: list[tuple] = []  # (cap, centre, idxs, worst, load, instrument match)
-    # (centre, capability, code, text function, args): the reason text is built only for those kept
-    rejected: list[tuple] = []
+    # Per-centre facts, once per centre per request (see _centre_facts).
+    cinfo: dict[str, tuple] = {}
+    city, province = need.city, need.province
+    eligible: list[list] = []  # see _rank
+    # Rejections, one list per reason code: (centre, capability, code value, input position, code, text
+    # function, *its arguments), one tuple each. The text is built only for those kept; the first four
+    # order them.
+    rj_sk: list[tuple] = []
+    rj_qk: list[tuple] = []
+    rj_it: list[tuple] = []
+    rj_rc: list[tuple] = []
+    rj_ua: list[tuple] = []
+    rj_blk: list[tuple] = []  # NOT_AUTHORISED, SITE, NO_CAPACITY
     partial: list[tuple] = []  # (cap, segments) covering part of the range: split material
     rule_text = need.decision_rule.describe()
     # Rule 2b: only for measuring services (a consultation's "instrument" is a topic). Judged once per
     # distinct capability text (imemo, and instruments.judge's own lru_cache across calls).
     check_instrument = sk in MEASURING_KINDS
     need_instr, need_meas = need.instrument_type, need.measurand
-    imemo: dict[tuple, instruments.InstrumentMatch] = {}
+    imemo: dict[int, tuple] = {}  # instrument token -> (judge(...), instrument score term)
+    gmemo: dict[int, tuple] = {}  # band-set token -> (cover, segments, worst, idxs used, split material?, margin)
     verb = _VERB.get(sk, "serves")
-
-    for cap in candidates:
-        cid, capid = cap.centre_id, cap.capability_id
-        if cap.service_kind is not sk:
-            rejected.append((cid, capid, ReasonCode.SERVICE_KIND, _txt_service_kind, (cap.service_kind, sk)))
+    legal_route = sk is ServiceKind.VERIFICATION or sk is ServiceKind.TYPE_EVALUATION
+    site_bad = Site.ON_SITE if need_site is Site.LAB else Site.LAB if need_site is Site.ON_SITE else _NO_SITE
+    site_fn = _T_ON_SITE_ONLY if need_site is Site.LAB else _T_LAB_ONLY
+    lo_e, hi_e = lo + eps, hi - eps
+    point = hi - lo <= eps
+    t_rel, t_const, floor, nz = ev.t_rel, ev.t_const, ev.floor, ev.zero
+    fast_worst = not point and not floor
+    w_m, w_p, w_l = weights.margin, weights.proximity, weights.lead_time
+    w_i, w_pen = weights.instrument, weights.deadline_miss_penalty
+    p_min = None
+    inf = math.inf
+    prep_get = _PREP.get
+    i_none = w_i * 1.0  # the instrument term when rule 2b does not apply
+    for seq, cap in enumerate(candidates):
+        rec = prep_get(id(cap))
+        if rec is None or rec[0] is not cap:
+            rec = _prepare(cap)
+        _, cid, capid, c_sk, c_qk, units_ok, itok, btok, bshared, site, capacity, price, lead_term, lead = rec
+        if c_sk is not sk:
+            rj_sk.append((cid, capid, _V_SK, seq, ReasonCode.SERVICE_KIND, _txt_service_kind, c_sk, sk))
             continue
-        if cap.quantity_kind != qk:
-            rejected.append((cid, capid, ReasonCode.QUANTITY_KIND, _T_MEASURES, (cap.quantity_kind or "nothing", qk)))
+        if c_qk != qk:
+            rj_qk.append((cid, capid, _V_QK, seq, ReasonCode.QUANTITY_KIND, _T_MEASURES, c_qk or "nothing", qk))
             continue
-        bands = cap.bands
-        units_ok = bool(bands)
-        for b in bands:
-            if (b.unit, qk) not in _DIM_OK_TRUE and not _unit_fits(b.unit, qk):
-                units_ok = False
-                break
         if not units_ok:
-            rejected.append((cid, capid, ReasonCode.QUANTITY_KIND, _txt_units, (bands, qk)))
-            continue
-        im = None
-        if check_instrument:
-            it, ms = cap.instrument_type, cap.measurand
-            ikey = (it.zh, it.en, ms.zh, ms.en, cap.keywords)
-            im = imemo.get(ikey)
-            if im is None:
-                im = imemo[ikey] = instruments.judge(need_instr, need_meas, it.zh, it.en, ms.zh, ms.en, cap.keywords)
-            if not im.match:
-                rejected.append((cid, capid, ReasonCode.INSTRUMENT_TYPE, _T_INSTRUMENT, (verb, im.why)))
+            if units_ok is None:  # the kind's units could not be judged ahead: as the rule does, here
+                units_ok = bool(cap.bands) and all(_unit_fits(b.unit, qk) for b in cap.bands)
+            if not units_ok:
+                rj_qk.append((cid, capid, _V_QK, seq, ReasonCode.QUANTITY_KIND, _txt_units, cap.bands, qk))
                 continue
-        segs = _segments(bands, eps)
-        cover = None
-        for s_lo, s_hi, idxs in segs:
-            if s_lo <= lo + eps and s_hi >= hi - eps:
-                cover = idxs
-                break
+            rec = _prepare(cap, force=True)
+            btok, bshared = rec[7], rec[8]
+        if check_instrument:
+            ij = imemo.get(itok)
+            if ij is None:
+                it, ms = cap.instrument_type, cap.measurand
+                im = instruments.judge(need_instr, need_meas, it.zh, it.en, ms.zh, ms.en, cap.keywords)
+                ij = imemo[itok] = (im, w_i * im.relevance)
+            im, i_term = ij
+            if not im.match:
+                rj_it.append((cid, capid, _V_IT, seq, ReasonCode.INSTRUMENT_TYPE, _T_INSTRUMENT, verb, im.why))
+                continue
+        else:
+            im, i_term = None, i_none
+        g = gmemo.get(btok)
+        if g is None:  # coverage and the worst point depend on the band numbers only: once per distinct set
+            if bshared is None:  # band numbers that could not be derived ahead: as the rules always did
+                g = _geometry_of(cap.bands, ev, lo, hi, lo_e, hi_e, eps)
+            else:
+                g = _geometry(bshared, cap.bands, lo, hi, lo_e, hi_e, eps, point, fast_worst, t_rel, t_const, floor,
+                              nz)
+            ratio = g[2][0] if g[0] is not None else 0.0
+            # + the margin score term
+            g = gmemo[btok] = (*g, w_m * ((min(ratio / req, 3.0) - 1.0) / 2.0 if ratio != inf else 1.0))
+        cover, segs, w, used, part, m_term = g
         if cover is None:
-            rejected.append((cid, capid, ReasonCode.RANGE_NOT_COVERED, _not_covered_text, (need, segs)))
-            # Split material, evaluated only if no single capability qualifies (after the loop).
-            for s_lo, s_hi, _ in segs:
-                if (s_hi if s_hi < hi else hi) - (s_lo if s_lo > lo else lo) > eps:
-                    partial.append((cap, segs))
-                    break
+            rj_rc.append((cid, capid, _V_RC, seq, ReasonCode.RANGE_NOT_COVERED, _not_covered_text, need, segs))
+            if part:  # split material, evaluated only if no single capability qualifies (after the loop)
+                partial.append((cap, segs))
             continue
-        centre = centres.get(cid)
-        w = ev.worst(bands, cover, lo, hi)
-        ratio, x, bi, u95, t = w
+        ratio = w[0]
         if ratio < req:
-            rejected.append((cid, capid, ReasonCode.UNCERTAINTY_INADEQUATE, _txt_inadequate,
-                             (need, w, bands[bi], req, rule_text)))
+            rj_ua.append((cid, capid, _V_UA, seq, ReasonCode.UNCERTAINTY_INADEQUATE, _txt_inadequate, need, w,
+                          cap.bands[w[2]], req, rule_text))
             continue
-        blocker = _route_blocker(cap, centre, sk, reg_required, need_site, load, qty)
-        if blocker is not None:
-            rejected.append((cid, capid, *blocker))
+        ci = cinfo.get(cid)
+        if ci is None:
+            ci = cinfo[cid] = _centre_facts(cid, centres, load, city, province, weights)
+        centre, ld_full, ld, prox, ld_term, p_term = ci
+        if legal_route:
+            blocker = _route_blocker(cap, centre, sk, reg_required, need_site, load, qty)
+            if blocker is not None:
+                rj_blk.append((cid, capid, blocker[0].value, seq, blocker[0], blocker[1], *blocker[2]))
+                continue
+        elif site is site_bad:
+            rj_blk.append((cid, capid, _V_SITE, seq, ReasonCode.SITE, site_fn))
             continue
-        used = [i for i in cover if bands[i].hi_si > lo + eps and bands[i].lo_si < hi - eps] or \
-               [i for i in cover if bands[i].lo_si <= lo + eps and bands[i].hi_si >= hi - eps]
-        eligible.append((cap, centre, tuple(sorted(used)), w, float(load.get(cid, 0.0)), im))
+        elif ld_full is not None:
+            rj_blk.append((cid, capid, _V_NC, seq, ReasonCode.NO_CAPACITY, _T_LOADED, ld_full))
+            continue
+        elif capacity < qty:
+            rj_blk.append((cid, capid, _V_NC, seq, ReasonCode.NO_CAPACITY, _T_CAPACITY, capacity, qty))
+            continue
+        if p_min is None or price < p_min:  # = min() over the eligible prices, in input order
+            p_min = price
+        # score terms before the price term, summed in the order of the score formula (see _rank)
+        missed = days_left is not None and lead > days_left
+        eligible.append([0.0, cid, capid, seq, m_term + p_term + w_l * lead_term, price, ld_term, i_term,
+                         w_pen if missed else 0.0, cap, centre, used, w, ld, prox, im, missed])
 
-    candidates_out = _rank(need, eligible, weights, days_left, req, rule_text, max_candidates, explain)
+    candidates_out = _rank(need, eligible, p_min, weights, days_left, req, rule_text, max_candidates, explain)
     split: list[SplitPart] = []
     if not candidates_out and partial:
         # Parts of the range each capability covers adequately and may legally/physically take.
@@ -441,26 +506,293 @@ def route(
                 if r[0] >= req:
                     pieces.append((a, b, cap, idxs, r[0]))
         split = _greedy_split(need, ev, pieces)
-    rejected_total = len(rejected)
     by_reason: dict[ReasonCode, int] = {}
-    for r in rejected:
-        code = r[2]
+    for code, lst in ((ReasonCode.SERVICE_KIND, rj_sk), (ReasonCode.QUANTITY_KIND, rj_qk),
+                      (ReasonCode.INSTRUMENT_TYPE, rj_it), (ReasonCode.RANGE_NOT_COVERED, rj_rc),
+                      (ReasonCode.UNCERTAINTY_INADEQUATE, rj_ua)):
+        if lst:
+            by_reason[code] = len(lst)
+    for r in rj_blk:
+        code = r[4]
         by_reason[code] = by_reason.get(code, 0) + 1
-    # (centre, capability, code) is unique per rejection and ReasonCode compares as its str value, so the
-    # order (and the subset kept) does not depend on the order of the input
+    rejected_total = len(rj_sk) + len(rj_qk) + len(rj_it) + len(rj_rc) + len(rj_ua) + len(rj_blk)
+    # Ordered by (centre, capability, code value), ties (the same capability handed over twice) in input
+    # order -- the input position makes every tuple distinct, so the rest is never compared. ReasonCode
+    # compares as its str value, so the order (and the subset kept) does not depend on the input order.
+    every = itertools.chain(rj_sk, rj_qk, rj_it, rj_rc, rj_ua, rj_blk)
     if max_rejected is None or rejected_total <= max_rejected:
-        kept = sorted(rejected, key=_rej_key)
+        kept = sorted(every)
     else:
-        kept = heapq.nsmallest(max(max_rejected, 0), rejected, key=_rej_key)
+        kept = heapq.nsmallest(max(max_rejected, 0), every)
     return RoutingDecision(service_kind=sk, legal_note=legal_note, candidates=candidates_out,
-                           rejected=[Rejection(c, k, code, fn(*args)) for c, k, code, fn, args in kept],
+                           rejected=[Rejection(r[0], r[1], r[4], r[5](*r[6:])) for r in kept],
                            split=split, regulation=regulation, required_ratio=req,
                            candidates_total=len(eligible), rejected_total=rejected_total,
                            rejected_by_reason={c: by_reason[c] for c in ReasonCode if c in by_reason})
 
 
-def _rej_key(r: tuple) -> tuple:
-    return r[0], r[1], r[2].value
+_NO_SITE = object()  # no site rule applies
+_V_SK, _V_QK, _V_IT, _V_RC, _V_UA, _V_SITE, _V_NC = (
+    ReasonCode.SERVICE_KIND.value, ReasonCode.QUANTITY_KIND.value, ReasonCode.INSTRUMENT_TYPE.value,
+    ReasonCode.RANGE_NOT_COVERED.value, ReasonCode.UNCERTAINTY_INADEQUATE.value, ReasonCode.SITE.value,
+    ReasonCode.NO_CAPACITY.value)
+
+# ---- per-capability routing data, derived once (capabilities are immutable) -------------------------
+#
+# Keyed by id(capability); the entry holds the capability itself, so the id cannot be reused while the
+# entry lives, and a hit is confirmed by identity (never by hashing the capability: that hashes every
+# field). Bounded: cleared when full (a revision is a new object; the old entry just ages out).
+
+_copysign = math.copysign
+_FIRST = operator.itemgetter(0)
+_PREP: dict[int, tuple] = {}
+_PREP_MAX = 1 << 21
+_ITOK: dict[tuple, int] = {}  # capability instrument text -> token (route memoises judge() by token)
+_ITOK_MAX = 1 << 20
+_BSETS: dict[tuple, tuple] = {}  # band numbers -> (token, band set) (route memoises rules 3-4 by token)
+_BSETS_MAX = 1 << 20
+_tok_next = itertools.count()  # tokens are never reused, also across a clear()
+
+
+def clear_caches() -> None:
+    """Drop the routing data derived from capabilities (never needed for correctness: a capability is a new
+    object when revised, and entries are confirmed by identity; this only releases memory -- ~0.3-0.6 KB per
+    capability routed -- and the old revisions the entries keep alive, e.g. after installing a new catalog)."""
+    _PREP.clear()
+    _BSETS.clear()
+    _ITOK.clear()
+
+
+def _prepare(cap: Capability, force: bool = False) -> tuple:
+    """(cap, centre id, capability id, service kind, quantity kind, units ok, instrument token, band-set token,
+    band set, site, capacity, price, lead-time term, lead time); cached in _PREP.
+
+    units ok: every band unit measures the capability's own kind (rule 2 compares it only once the kinds are
+    equal); None when that could not be judged here (route then judges it as the rule does, and fails the
+    same way). The band set (shared by every capability with the same band numbers, under one token):
+    (band data, segments joined at eps 0, their seams or None), band data being per band (lo_si, hi_si,
+    relative U, absolute U in SI, factor to U95, the zero of the band's unit in SI when U is relative else 0):
+    all that coverage and _Eval.worst read. None when it cannot be derived (a k of 0 ...): route then
+    evaluates the capability as _Eval.worst does, and fails at the same point."""
+    kind = cap.quantity_kind
+    bands = cap.bands
+    units_ok = bool(bands)
+    try:
+        for b in bands:
+            if (b.unit, kind) not in _DIM_OK_TRUE and not _unit_fits(b.unit, kind):
+                units_ok = False
+                break
+    except Exception:  # noqa: BLE001 - a kind the unit table does not know
+        units_ok = None
+    bshared = None
+    btok = -1
+    if units_ok or force:
+        try:
+            bd = []
+            negz = False
+            for b in bands:
+                u = b.uncertainty
+                ur = u.relative
+                p = u.coverage_probability
+                lo_si, hi_si = b.lo_si, b.hi_si
+                if (not lo_si and _copysign(1.0, lo_si) < 0.0) or (not hi_si and _copysign(1.0, hi_si) < 0.0):
+                    negz = True
+                if ur:
+                    bz = _OFFSETS.get((b.unit, kind))
+                    if bz is None:
+                        bz = _unit_zero_si(b.unit, kind)
+                else:
+                    bz = 0.0
+                bd.append((lo_si, hi_si, ur, u.absolute_si, 1.0 if 0.945 <= p <= 0.96 else 2.0 / u.k, bz))
+            bd = tuple(bd)
+        except Exception:  # noqa: BLE001 - left to the evaluation, which fails as it always did
+            btok = next(_tok_next)
+        else:
+            # -0.0 == 0.0 but prints "-0" in the reasons: a limit at -0.0 keys with the signs
+            key = (bd, tuple((_copysign(1.0, r[0]), _copysign(1.0, r[1])) for r in bd)) if negz else bd
+            got = _BSETS.get(key)
+            if got is None:
+                segs = tuple((s_lo, s_hi, tuple(idxs)) for s_lo, s_hi, idxs in _segments(bands, 0.0))
+                seams = tuple((segs[j - 1][1], segs[j][0]) for j in range(1, len(segs))) if len(segs) > 1 else None
+                if len(_BSETS) >= _BSETS_MAX:
+                    _BSETS.clear()
+                got = _BSETS[key] = (next(_tok_next), (bd, segs, seams))
+            btok, bshared = got
+    it, ms = cap.instrument_type, cap.measurand
+    ikey = (it.zh, it.en, ms.zh, ms.en, cap.keywords)
+    itok = _ITOK.get(ikey)
+    if itok is None:
+        if len(_ITOK) >= _ITOK_MAX:
+            _ITOK.clear()
+        itok = _ITOK[ikey] = next(_tok_next)
+    lead = cap.lead_time_days
+    rec = (cap, cap.centre_id, cap.capability_id, cap.service_kind, kind, units_ok, itok, btok, bshared, cap.site,
+           cap.capacity_per_month, cap.price_cny, 1.0 / (1.0 + lead / 7.0), lead)
+    if len(_PREP) >= _PREP_MAX:
+        _PREP.clear()
+    _PREP[id(cap)] = rec
+    return rec
+
+
+def _geometry_of(bands: tuple[RangeBand, ...], ev: _Eval, lo: float, hi: float, lo_e: float, hi_e: float,
+                 eps: float) -> tuple:
+    """_geometry straight from the bands (the former per-capability code): for band sets _prepare could not
+    derive, so that whatever fails, fails where it always did."""
+    segs = _segments(bands, eps)
+    cover = None
+    for s_lo, s_hi, idxs in segs:
+        if s_lo <= lo_e and s_hi >= hi_e:
+            cover = idxs
+            break
+    if cover is None:
+        part = False
+        for s_lo, s_hi, _ in segs:
+            if (s_hi if s_hi < hi else hi) - (s_lo if s_lo > lo else lo) > eps:
+                part = True
+                break
+        return None, segs, None, None, part
+    w = ev.worst(bands, cover, lo, hi)
+    used = tuple(sorted([i for i in cover if bands[i].hi_si > lo + eps and bands[i].lo_si < hi - eps] or
+                        [i for i in cover if bands[i].lo_si <= lo + eps and bands[i].hi_si >= hi - eps]))
+    return cover, segs, w, used, True
+
+
+def _geometry(bshared: tuple, bands: tuple[RangeBand, ...], lo: float, hi: float, lo_e: float, hi_e: float,
+              eps: float, point: bool, fast_worst: bool, t_rel: float, t_const: float, floor: float,
+              nz: float) -> tuple:
+    """Rules 3 and 4 for one band set and one need: (covering band idxs or None, segments, worst, band idxs
+    used, whether a part of the range is covered). Exactly route's former per-capability steps."""
+    bd, segs, seams = bshared
+    if seams is not None:  # joined at eps = 0; a seam that closes at this need's eps: join again
+        for s_hi, s_lo in seams:
+            if s_lo <= s_hi + eps:
+                segs = _segments(bands, eps)
+                break
+    cover = None
+    for sg in segs:
+        if sg[0] <= lo_e and sg[1] >= hi_e:
+            cover = sg[2]
+            break
+    if cover is None:
+        part = False
+        for s_lo, s_hi, _ in segs:
+            if (s_hi if s_hi < hi else hi) - (s_lo if s_lo > lo else lo) > eps:
+                part = True
+                break
+        return None, segs, None, None, part
+    inf = math.inf
+    if fast_worst and len(cover) == 1:
+        # _worst for one band over [lo, hi] without the % of reading floor, unrolled
+        i = cover[0]
+        b_lo, b_hi, ur, ua, f95, bz = bd[i]
+        s0 = b_lo if b_lo > lo else lo
+        s1 = b_hi if b_hi < hi else hi
+        if s1 - s0 <= eps:
+            w = (inf, lo, i, 0.0, 0.0)
+        else:
+            pts = [s0, s1]
+            if s0 < nz < s1:
+                pts.append(nz)
+            if ur and s0 < bz < s1:
+                pts.append(bz)
+            wr = None
+            for x in pts:
+                dx = x - bz
+                uu = f95 * (ur * (dx if dx >= 0 else -dx) + ua)
+                if t_rel:
+                    dn = x - nz
+                    t = t_rel * (dn if dn >= 0 else -dn)
+                else:
+                    t = t_const
+                r = t / uu if uu > 0 else inf
+                if wr is None or r < wr:
+                    wr, wx, wu, wt = r, x, uu, t
+            w = (wr, wx, i, wu, wt) if wr < inf else (inf, lo, i, 0.0, 0.0)
+        used = (i,)  # the one band covers [lo, hi] (to eps): both rules below keep it
+    else:
+        w = _worst(bd, cover, lo, hi, point, t_rel, t_const, floor, nz, eps)
+        used = tuple(sorted(
+            [i for i in cover if bands[i].hi_si > lo + eps and bands[i].lo_si < hi - eps] or
+            [i for i in cover if bands[i].lo_si <= lo + eps and bands[i].hi_si >= hi - eps]))
+    return cover, segs, w, used, True
+
+
+def _centre_facts(cid: str, centres: Mapping[str, CentreProfile], load: Mapping[str, float], city: str,
+                  province: str, wts: ScoreWeights) -> tuple:
+    """(profile or None, load when it blocks (≥ 1) else None, load as scored, proximity, load score term,
+    proximity score term)."""
+    centre = centres.get(cid)
+    raw = load.get(cid)
+    ld_full = None
+    if raw is not None:
+        raw = float(raw)
+        if raw >= 1.0:
+            ld_full = raw
+    ld = float(load.get(cid, 0.0))
+    if centre is None:
+        prox = 0.0
+    elif city and _same_place(city, centre.city):
+        prox = _PROX_CITY
+    elif province and _same_place(province, centre.province):
+        prox = _PROX_PROVINCE
+    else:
+        prox = _PROX_REGION
+    return centre, ld_full, ld, prox, wts.load * (1.0 - min(max(ld, 0.0), 1.0)), wts.proximity * prox
+
+
+def _worst(bd: tuple, idxs, a: float, b: float, point: bool, t_rel: float, t_const: float, floor: float,
+           nz: float, eps: float):
+    """_Eval.worst over precomputed band data (see _prepare): the same points, the same result."""
+    inf = math.inf
+    worst = (inf, a, idxs[0] if idxs else -1, 0.0, 0.0)
+    best_point = None
+    for i in idxs:
+        b_lo, b_hi, ur, ua, f95, bz = bd[i]
+        s0 = b_lo if b_lo > a else a
+        s1 = b_hi if b_hi < b else b
+        if point:
+            if s1 - s0 < -eps:
+                continue
+        elif s1 - s0 <= eps:
+            continue  # no overlap of positive length
+        if floor:  # drop the part within 10 % FS of zero reading
+            segs = []
+            if s0 <= nz - floor:
+                segs.append((s0, s1 if s1 < nz - floor else nz - floor))
+            if s1 >= nz + floor:
+                segs.append((s0 if s0 > nz + floor else nz + floor, s1))
+        else:
+            segs = [(s0, s1)]
+        pts = []
+        for c0, c1 in segs:
+            pts.append(c0)
+            pts.append(c1)
+            if c0 < nz < c1:
+                pts.append(nz)
+            if ur and c0 < bz < c1:
+                pts.append(bz)
+        band_worst = None
+        for x in pts:
+            dx = x - bz
+            uu = f95 * (ur * (dx if dx >= 0 else -dx) + ua)
+            if t_rel:
+                dn = x - nz
+                t = t_rel * (dn if dn >= 0 else -dn)
+            else:
+                t = t_const
+            r = t / uu if uu > 0 else inf
+            if band_worst is None or r < band_worst[0]:
+                band_worst = (r, x, i, uu, t)
+        if band_worst is None:
+            continue
+        if point:
+            if best_point is None or band_worst[0] > best_point[0]:
+                best_point = band_worst
+        elif band_worst[0] < worst[0]:
+            worst = band_worst
+    if point:
+        return best_point if best_point is not None else worst
+    return worst
 
 
 # ---- rejection reasons, built only for the rejections a decision keeps (see route(max_rejected=...)) --
@@ -556,54 +888,69 @@ def _not_covered_text(need: Need, segs) -> str:
             f"{need.range_min:.6g}–{need.range_max:.6g} {unit}")
 
 
-def _rank(need: Need, eligible: list[tuple], wts: ScoreWeights, days_left: int | None, req: float,
-          rule_text: str, max_candidates: int | None, explain: int | None) -> list[Candidate]:
+def _rank(need: Need, eligible: list[list], p_min: float | None, wts: ScoreWeights, days_left: int | None,
+          req: float, rule_text: str, max_candidates: int | None, explain: int | None) -> list[Candidate]:
     """Score every eligible capability (floats only), sort, then build Candidates for those kept and
-    explanations for the best ``explain`` of them."""
+    explanations for the best ``explain`` of them.
+
+    ``eligible`` rows are [−score (filled here), centre id, capability id, input position, margin + proximity
+    + lead-time terms, price, load term, instrument term, deadline penalty or 0, cap, centre, band idxs,
+    worst, load, proximity, instrument match, missed deadline]; ``p_min`` is the cheapest of their prices.
+    The score is summed in the order of the formula in docs/routing.md, so it is the same float whatever
+    was computed ahead. Rows sort as lists: by −score, centre, capability, then input position, which keeps
+    equal keys in input order (a stable sort by the first three) and is unique, so the rest is never compared."""
     if not eligible:
         return []
-    p_min = min(e[0].price_cny for e in eligible)
-    city, province = need.city, need.province
-    scored = []
+    w_pr = wts.price
     for e in eligible:
-        cap, centre, used, w, ld, im = e
-        ratio = w[0]
-        margin = (min(ratio / req, 3.0) - 1.0) / 2.0 if ratio != math.inf else 1.0
-        if centre is None:
-            prox = 0.0
-        elif city and _same_place(city, centre.city):
-            prox = _PROX_CITY
-        elif province and _same_place(province, centre.province):
-            prox = _PROX_PROVINCE
-        else:
-            prox = _PROX_REGION
-        lead = cap.lead_time_days
-        price = cap.price_cny
-        missed = days_left is not None and lead > days_left
-        score = (wts.margin * margin + wts.proximity * prox + wts.lead_time * (1.0 / (1.0 + lead / 7.0))
-                 + wts.price * (1.0 if price <= 0 else p_min / price)
-                 + wts.load * (1.0 - min(max(ld, 0.0), 1.0))
-                 + wts.instrument * (im.relevance if im is not None else 1.0)
-                 - (wts.deadline_miss_penalty if missed else 0.0))
-        scored.append((-round(score, 9), cap.centre_id, cap.capability_id, prox, missed, e))
-    scored.sort(key=lambda r: (r[0], r[1], r[2]))
-    if max_candidates is not None:
-        scored = scored[:max_candidates]
+        price = e[5]
+        e[0] = -round(e[4] + w_pr * (1.0 if price <= 0 else p_min / price) + e[6] + e[7] - e[8], 9)
+    # by −score alone first (floats: list.sort's fast path), then the full order, which finds the list
+    # sorted but for runs of equal scores: ~2x faster than one full sort, and the same order (a total one)
+    eligible.sort(key=_FIRST)
+    eligible.sort()
+    scored = eligible if max_candidates is None else eligible[:max_candidates]
     n_explain = len(scored) if explain is None else max(explain, 0)
-    out = [_candidate(need, e, -neg, prox, missed, days_left, req, rule_text)
-           for neg, _, _, prox, missed, e in scored[:n_explain]]
+    out = [_candidate(need, (e[9], e[10], e[11], e[12], e[13], e[15]), -e[0], e[14], e[16], days_left, req,
+                      rule_text)
+           for e in scored[:n_explain]]
     if len(scored) > n_explain:  # the rest: every number, no paragraph (hot: thousands at 1M rows)
         n_unit, mult = need.display_unit, need.unit_mult
         lo_si, hi_si, r_min, r_max = need.lo_si, need.hi_si, need.range_min, need.range_max
         eps = 1e-9 * max(abs(lo_si), abs(hi_si), 1e-300)
         off = need.unit_offset
-        for neg, _, _, _prox, missed, e in scored[n_explain:]:
-            cap, _c, used, w, _ld, _im = e
+        append = out.append
+        for e in itertools.islice(scored, n_explain, None):
+            w = e[12]
             x = w[1]
             wp = r_min if abs(x - lo_si) <= eps else r_max if abs(x - hi_si) <= eps else (x - off) / mult
-            out.append(Candidate(cap.centre_id, cap.capability_id, cap.version, used, wp, n_unit, w[3] / mult,
-                                 w[4] / mult, w[0], -neg, "", missed))
+            c = _CandidateFields(e[1], e[2], e[9].version, e[11], wp, n_unit, w[3] / mult, w[4] / mult, w[0], -e[0],
+                                 "", e[16])
+            c.__class__ = Candidate
+            append(c)
     return out
+
+
+class _CandidateFields:
+    """Candidate's slot layout without the frozen __init__ (one object.__setattr__ per field, ~5x slower):
+    _rank fills one, then makes it a Candidate (``__class__`` assignment: same layout), frozen from then on."""
+
+    __slots__ = Candidate.__slots__
+
+    def __init__(self, centre_id, capability_id, capability_version, band_indexes, worst_point, worst_point_unit,
+                 u_at_worst, tolerance_at_worst, tur, score, explanation, missed_deadline):
+        self.centre_id = centre_id
+        self.capability_id = capability_id
+        self.capability_version = capability_version
+        self.band_indexes = band_indexes
+        self.worst_point = worst_point
+        self.worst_point_unit = worst_point_unit
+        self.u_at_worst = u_at_worst
+        self.tolerance_at_worst = tolerance_at_worst
+        self.tur = tur
+        self.score = score
+        self.explanation = explanation
+        self.missed_deadline = missed_deadline
 
 
 def _candidate(need: Need, e: tuple, score: float, prox: float, missed: bool, days_left: int | None, req: float,

@@ -199,3 +199,93 @@ def test_large_candidate_list_limits_only_the_text_never_the_judgement():
     short = route(need, caps, CENTRES, {}, TODAY, max_candidates=5)
     assert [c.capability_id for c in short.candidates] == [c.capability_id for c in full.candidates[:5]]
     assert short.candidates_total == full.candidates_total
+
+
+# ---------------------------------------------------------------- routing data derived once (routing._prepare)
+
+
+def _clear_routing_caches():
+    from metrofed.domain import routing
+
+    routing.clear_caches()
+    assert not routing._PREP and not routing._BSETS and not routing._ITOK
+
+
+@settings(max_examples=100)
+@given(st.lists(cap_spec, min_size=1, max_size=10), st.integers(0, 20), st.integers(0, 8), st.floats(0.05, 5),
+       st.sampled_from(["MPa", "%", "%FS"]), st.booleans())
+def test_cached_routing_data_never_changes_a_decision(specs, lo, width, tol, tk, in_kpa):
+    """Cold caches, warm caches, capabilities with the same band numbers in another unit (one shared band
+    set), the same capability handed over twice: the decision is the one a cold call makes."""
+    assume(tk == "MPa" or lo + width > 0)
+    caps = [cap(cid, f"cap-{i}", [band(a, b, rel=r, abs_=ab) for (a, b), (r, ab) in bs], service=sk, price=price,
+                lead=lead, capacity=capacity, site=site, method="JJG 52-2013")
+            for i, (cid, bs, sk, price, lead, capacity, site) in enumerate(specs)]
+    if in_kpa:  # the same numbers in kPa: equal SI limits and U, so one band set for both
+        caps += [cap(c.centre_id, c.capability_id + "-kpa",
+                     [band(b.min * 1000, b.max * 1000, unit="kPa", rel=b.uncertainty.relative,
+                           abs_=b.uncertainty.absolute) for b in c.bands])
+                 for c in caps]
+    caps.append(caps[0])  # twice: judged twice, both counted
+    need = pressure_need(lo, lo + width, tol, tk, deadline=TODAY + dt.timedelta(days=7))
+    kw = dict(explain=None, max_rejected=None)
+    _clear_routing_caches()
+    cold = route(need, caps, CENTRES, {"c-b": 1.0}, TODAY, **kw)
+    warm = route(need, caps, CENTRES, {"c-b": 1.0}, TODAY, **kw)
+    assert cold == warm
+    assert cold.candidates_total + cold.rejected_total == len(caps)
+    _clear_routing_caches()
+    one_by_one = [route(need, [c], CENTRES, {"c-b": 1.0}, TODAY, **kw) for c in caps]
+    # a capability's judgement, TUR and worst point do not depend on the others (its score does: price term)
+    assert sorted((c.centre_id, c.capability_id, c.tur, c.worst_point, c.u_at_worst, c.band_indexes)
+                  for d in one_by_one for c in d.candidates) == \
+           sorted((c.centre_id, c.capability_id, c.tur, c.worst_point, c.u_at_worst, c.band_indexes)
+                  for c in warm.candidates)
+    assert sorted((r.centre_id, r.capability_id, r.reason) for d in one_by_one for r in d.rejected) == \
+           sorted((r.centre_id, r.capability_id, r.reason) for r in warm.rejected)
+
+
+def test_band_limit_at_negative_zero_keeps_its_sign():
+    """-0.0 == 0.0, but the two print differently in a reason: band sets differing only there stay apart."""
+    u = ExpandedUncertainty(absolute=1.0, absolute_unit="Pa", absolute_si=1.0)
+    neg = cap("c-a", "neg", [RangeBand(-0.0, 2.0, "MPa", u, -0.0, 2e6)])
+    pos = cap("c-b", "pos", [RangeBand(0.0, 2.0, "MPa", u, 0.0, 2e6)])
+    need = pressure_need(5, 10)
+    alone = [route(need, [c], CENTRES, {}, TODAY).rejected[0].reason for c in (neg, pos)]
+    assert alone[0] != alone[1]  # "covers -0–2 MPa" vs "covers 0–2 MPa"
+    for order in ([neg, pos], [pos, neg]):
+        _clear_routing_caches()
+        assert [r.reason for r in route(need, order, CENTRES, {}, TODAY).rejected] == alone
+
+
+def test_uncertainty_that_cannot_be_expressed_at_95_percent_fails_only_where_it_always_did():
+    """k = 0 at p = 50 %: U95 = U/k·2 is a division by zero when (and only when) the band is evaluated."""
+    import pytest
+
+    bad_u = ExpandedUncertainty(absolute=1.0, absolute_unit="Pa", absolute_si=1.0, k=0.0, coverage_probability=0.5)
+    bad = cap("c-a", "bad", [RangeBand(0.0, 20.0, "MPa", bad_u, 0.0, 20e6)])
+    other_service = cap("c-a", "bad-v", [RangeBand(0.0, 20.0, "MPa", bad_u, 0.0, 20e6)],
+                        service=ServiceKind.TESTING)
+    uncovered = cap("c-a", "bad-short", [RangeBand(0.0, 1.0, "MPa", bad_u, 0.0, 1e6)])
+    need = pressure_need(5, 10)
+    _clear_routing_caches()
+    d = route(need, [other_service, uncovered], CENTRES, {}, TODAY)
+    assert [r.reason_code for r in d.rejected] == [ReasonCode.RANGE_NOT_COVERED, ReasonCode.SERVICE_KIND]
+    with pytest.raises(ZeroDivisionError):
+        route(need, [bad], CENTRES, {}, TODAY)
+
+
+def test_route_restores_the_garbage_collector_state():
+    import gc
+
+    need = pressure_need(5, 10)
+    c = cap("c-a", "p", [band(0, 20, abs_=1.0)])
+    assert gc.isenabled()
+    route(need, [c], CENTRES, {}, TODAY)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        route(need, [c], CENTRES, {}, TODAY)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

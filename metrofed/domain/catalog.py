@@ -725,6 +725,8 @@ def route_need(snapshot: "CatalogSnapshot", need, load: Mapping[str, float], tod
     """
     from metrofed.domain.routing import effective_service_kind, route
 
+    # The wire carries the best 50 (protoconv.decision_to_proto); candidates_total still counts every one.
+    route_kw.setdefault("max_candidates", 50)
     sk = effective_service_kind(need)[0]
     accept = instrument_filter(need, sk)
     qk, lo, hi = need.quantity_kind, need.lo_si, need.hi_si
@@ -1368,6 +1370,9 @@ class Catalog:
             self._tomb = tomb
             self._snap = snap  # the swap: readers see the old snapshot or this one, nothing in between
         self._ready.set()
+        from metrofed.domain import routing
+
+        routing.clear_caches()  # let the old snapshot's capabilities go (the router keys its memo by identity)
         if freeze_gc:
             gc.collect()
             gc.freeze()

@@ -209,7 +209,11 @@ class GatewayApp:
             if row is None:
                 log.warning("status for unknown request %s from %s", ev.request_id, ev.centre_id)
                 return
-            state = state_from_proto(ev.state)
+            try:
+                state = state_from_proto(ev.state)
+            except DomainError:  # a newer centre's state: nothing this gateway can act on; never retry it
+                log.warning("ignoring status %d for %s from %s: unknown state", ev.state, ev.request_id, ev.centre_id)
+                return
             verdict = judge_status_event(RequestState(row.state), row.attempt, row.assigned_centre_id,
                                          state, ev.attempt, ev.centre_id)
             if not verdict.apply:

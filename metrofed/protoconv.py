@@ -24,6 +24,14 @@ def _num(x: float) -> str:
 
 # ---- enums -----------------------------------------------------------------------------------------
 
+def _enum_name(enum, value: int, field: str) -> str:
+    """proto3 enums are open: a newer client may send a number this build does not know."""
+    try:
+        return enum.Name(value)
+    except ValueError:
+        raise DomainError(field, f"unknown value {value}") from None
+
+
 def service_kind_to_proto(kind: ServiceKind | None) -> int:
     if kind is None:
         return common_pb2.SERVICE_KIND_UNSPECIFIED
@@ -33,10 +41,7 @@ def service_kind_to_proto(kind: ServiceKind | None) -> int:
 def service_kind_from_proto(value: int, field: str) -> ServiceKind | None:
     if value == common_pb2.SERVICE_KIND_UNSPECIFIED:
         return None
-    try:
-        return ServiceKind[common_pb2.ServiceKind.Name(value).removeprefix("SERVICE_KIND_")]
-    except ValueError:
-        raise DomainError(field, f"unknown service kind {value}") from None
+    return ServiceKind[_enum_name(common_pb2.ServiceKind, value, field).removeprefix("SERVICE_KIND_")]
 
 
 def site_to_proto(site: Site | None) -> int:
@@ -46,18 +51,15 @@ def site_to_proto(site: Site | None) -> int:
 def site_from_proto(value: int, field: str) -> Site | None:
     if value == common_pb2.SITE_UNSPECIFIED:
         return None
-    try:
-        return Site[common_pb2.Site.Name(value).removeprefix("SITE_")]
-    except ValueError:
-        raise DomainError(field, f"unknown site {value}") from None
+    return Site[_enum_name(common_pb2.Site, value, field).removeprefix("SITE_")]
 
 
 def state_to_proto(state: RequestState) -> int:
     return request_pb2.RequestState.Value("REQUEST_STATE_" + state.name)
 
 
-def state_from_proto(value: int) -> RequestState:
-    return RequestState[request_pb2.RequestState.Name(value).removeprefix("REQUEST_STATE_")]
+def state_from_proto(value: int, field: str = "state") -> RequestState:
+    return RequestState[_enum_name(request_pb2.RequestState, value, field).removeprefix("REQUEST_STATE_")]
 
 
 def timestamp(when: dt.datetime) -> Timestamp:
@@ -182,10 +184,12 @@ def need_from_proto(msg, today=None):
 
     tol_kind = None
     if msg.tolerance.kind != rq.TOLERANCE_KIND_UNSPECIFIED:
-        tol_kind = ToleranceKind[rq.ToleranceKind.Name(msg.tolerance.kind).removeprefix("TOLERANCE_KIND_")]
+        tol_kind = ToleranceKind[_enum_name(rq.ToleranceKind, msg.tolerance.kind, "need.tolerance.kind")
+                                 .removeprefix("TOLERANCE_KIND_")]
     rule = None
     if msg.decision_rule.kind != rq.DECISION_RULE_KIND_UNSPECIFIED:
-        rule = DecisionRuleKind[rq.DecisionRuleKind.Name(msg.decision_rule.kind).removeprefix("DECISION_RULE_KIND_")]
+        rule = DecisionRuleKind[_enum_name(rq.DecisionRuleKind, msg.decision_rule.kind, "need.decision_rule.kind")
+                                .removeprefix("DECISION_RULE_KIND_")]
     return need_from_fields(
         measurand=msg.measurand, instrument_type=msg.instrument_type,
         quantity_kind=msg.quantity_kind or None,

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     relay = OutboxRelay(sessions, Outbox, producer, poll_seconds=settings.outbox_poll_seconds,
                         name="outbox-gateway").start()
     catalog = Catalog()
-    feed = CatalogFeed(settings.kafka_bootstrap, catalog).start()
+    feed = CatalogFeed(settings.kafka_bootstrap, catalog, topic_replication=settings.topic_replication).start()
     app = GatewayApp(catalog, sessions, on_commit=relay.notify)
 
     server = Server(settings.listen,

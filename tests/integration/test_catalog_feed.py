@@ -60,6 +60,13 @@ def test_feed_catches_up_applies_live_events_and_rebuilds_without_a_gap(kafka):
         assert catalog.wait_ready(60)
         assert mine(catalog, centre_id) == {c.capability_id for c in caps}
         assert catalog.freshness(centre_id) is not None
+        # The gateway makes sure a registered centre's inbox exists before routing anything there.
+        from kafka import KafkaConsumer
+        probe = KafkaConsumer(bootstrap_servers=kafka.bootstrap)
+        try:
+            assert wait(lambda: topics.inbox(centre_id) in probe.topics(), 10)
+        finally:
+            probe.close()
 
         # A tombstone removes a capability from the live catalog.
         gone = caps[0]

@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
             os.kill(os.getpid(), signal.SIGKILL)
 
     group = f"centre-{centre_id}"
-    inbox = ConsumerLoop(make_consumer(settings.kafka_bootstrap, group, group, [topics.inbox(centre_id)]),
+    inbox = ConsumerLoop(make_consumer(settings.kafka_bootstrap, group, group, [topics.inbox(centre_id)],
+                                       instance_id=group),
                          on_inbox, group=group, parenting="child", name="inbox").start()
     server.set_serving(True)
     log.info("centre %s serving on %s:%d (%d seed capabilities published)", centre_id, host, server.port, seeded)

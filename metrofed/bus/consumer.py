@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Callable
 
 from google.protobuf.message import DecodeError
@@ -33,7 +34,7 @@ def make_consumer(bootstrap: str, group: str, client_id: str, topics: list[str],
     predecessor's place at once. Without it, a process killed between JoinGroup and SyncGroup leaves the
     coordinator waiting out the rebalance timeout before anyone may consume — minutes of a stalled inbox.
     Use it only where exactly one instance runs (a centre); replicas (gateways) stay dynamic."""
-    return KafkaConsumer(
+    consumer = KafkaConsumer(
         *topics,
         bootstrap_servers=bootstrap,
         group_id=group,
@@ -45,7 +46,19 @@ def make_consumer(bootstrap: str, group: str, client_id: str, topics: list[str],
         session_timeout_ms=10000,
         heartbeat_interval_ms=3000,
         max_poll_interval_ms=60000,  # also the rebalance timeout: handlers take milliseconds
+        metadata_max_age_ms=30000,  # notice partition changes (and so rebalance) within 30 s, not 5 min
     )
+    # Join the group only once this client's metadata holds every topic: a leader that computes the
+    # assignment for a topic it cannot see yet (created a moment ago) assigns nothing, and a static member
+    # that rejoins later keeps that empty assignment.
+    deadline = time.monotonic() + 30
+    for topic in topics:
+        while not consumer.partitions_for_topic(topic):
+            if time.monotonic() > deadline:
+                consumer.close()
+                raise TimeoutError(f"topic {topic} not in the broker's metadata after 30 s")
+            time.sleep(0.1)
+    return consumer
 
 
 def event_type_of(record) -> str:
@@ -86,6 +99,9 @@ class ConsumerLoop:
             except Exception:  # noqa: BLE001 - broker unreachable: kafka-python reconnects by itself
                 log.exception("poll failed")
                 self._stop.wait(1.0)
+                continue
+            if not batches and not self._consumer.assignment():
+                self._stop.wait(0.2)  # not assigned (yet): poll returns at once; don't spin
                 continue
             failed = False
             for tp, records in batches.items():

@@ -197,6 +197,15 @@ def _unit_zero_si(unit: str, kind: str) -> float:
     return o
 
 
+def _band_data(b: RangeBand, kind: str) -> tuple:
+    """(lo_si, hi_si, relative U, absolute U in SI, factor to U95, zero of the band's unit in SI): all that the
+    worst-point evaluation reads of a band."""
+    u = b.uncertainty
+    p = u.coverage_probability
+    bz = _unit_zero_si(b.unit, kind) if u.relative else 0.0
+    return (b.lo_si, b.hi_si, u.relative, u.absolute_si, 1.0 if 0.945 <= p <= 0.96 else 2.0 / u.k, bz)
+
+
 class _Eval:
     """The need, flattened to floats once per route() call."""
 
@@ -232,61 +241,21 @@ class _Eval:
 
         Returns (ratio, x_si, band_index, U95_si, T_si); ratio is inf when no point is evaluable."""
         point = b - a <= self.eps
-        t_rel, t_const, floor, nz, eps = self.t_rel, self.t_const, self.floor, self.zero, self.eps
-        worst = (math.inf, a, idxs[0] if idxs else -1, 0.0, 0.0)
-        best_point = None
+        eps = self.eps
+        # Band data only for the bands that overlap [a, b]: one the range merely touches is never evaluated
+        # (so an uncertainty that cannot be expressed at 95 % fails only where it is used).
+        bd: dict[int, tuple] = {}
+        live = []
         for i in idxs:
             band = bands[i]
             s0 = band.lo_si if band.lo_si > a else a
             s1 = band.hi_si if band.hi_si < b else b
-            if point:
-                if s1 - s0 < -eps:
-                    continue
-            elif s1 - s0 <= eps:
-                continue  # no overlap of positive length
-            u = band.uncertainty
-            ur, ua = u.relative, u.absolute_si
-            p = u.coverage_probability
-            f95 = 1.0 if 0.945 <= p <= 0.96 else 2.0 / u.k  # express U at ≈95 % (k = 2) for the ratio
-            bz = _unit_zero_si(band.unit, self.kind) if ur else 0.0
-            if floor:  # drop the part within 10 % FS of zero reading
-                segs = []
-                if s0 <= nz - floor:
-                    segs.append((s0, s1 if s1 < nz - floor else nz - floor))
-                if s1 >= nz + floor:
-                    segs.append((s0 if s0 > nz + floor else nz + floor, s1))
-            else:
-                segs = [(s0, s1)]
-            pts = []
-            for c0, c1 in segs:
-                pts.append(c0)
-                pts.append(c1)
-                if c0 < nz < c1:
-                    pts.append(nz)
-                if ur and c0 < bz < c1:
-                    pts.append(bz)
-            band_worst = None
-            for x in pts:
-                dx = x - bz
-                uu = f95 * (ur * (dx if dx >= 0 else -dx) + ua)
-                if t_rel:
-                    dn = x - nz
-                    t = t_rel * (dn if dn >= 0 else -dn)
-                else:
-                    t = t_const
-                r = t / uu if uu > 0 else math.inf
-                if band_worst is None or r < band_worst[0]:
-                    band_worst = (r, x, i, uu, t)
-            if band_worst is None:
+            if (s1 - s0 < -eps) if point else (s1 - s0 <= eps):
                 continue
-            if point:
-                if best_point is None or band_worst[0] > best_point[0]:
-                    best_point = band_worst
-            elif band_worst[0] < worst[0]:
-                worst = band_worst
-        if point:
-            return best_point if best_point is not None else worst
-        return worst
+            bd[i] = _band_data(band, self.kind)
+            live.append(i)
+        return _worst(bd, live, a, b, point, self.t_rel, self.t_const, self.floor, self.zero, eps,
+                      first=idxs[0] if idxs else -1)
 
 
 def _segments(bands: tuple[RangeBand, ...], eps: float) -> list[tuple[float, float, list[int]]]:
@@ -591,19 +560,10 @@ def _prepare(cap: Capability, force: bool = False) -> tuple:
             bd = []
             negz = False
             for b in bands:
-                u = b.uncertainty
-                ur = u.relative
-                p = u.coverage_probability
                 lo_si, hi_si = b.lo_si, b.hi_si
                 if (not lo_si and _copysign(1.0, lo_si) < 0.0) or (not hi_si and _copysign(1.0, hi_si) < 0.0):
                     negz = True
-                if ur:
-                    bz = _OFFSETS.get((b.unit, kind))
-                    if bz is None:
-                        bz = _unit_zero_si(b.unit, kind)
-                else:
-                    bz = 0.0
-                bd.append((lo_si, hi_si, ur, u.absolute_si, 1.0 if 0.945 <= p <= 0.96 else 2.0 / u.k, bz))
+                bd.append(_band_data(b, kind))
             bd = tuple(bd)
         except Exception:  # noqa: BLE001 - left to the evaluation, which fails as it always did
             btok = next(_tok_next)
@@ -740,11 +700,12 @@ def _centre_facts(cid: str, centres: Mapping[str, CentreProfile], load: Mapping[
     return centre, ld_full, ld, prox, wts.load * (1.0 - min(max(ld, 0.0), 1.0)), wts.proximity * prox
 
 
-def _worst(bd: tuple, idxs, a: float, b: float, point: bool, t_rel: float, t_const: float, floor: float,
-           nz: float, eps: float):
-    """_Eval.worst over precomputed band data (see _prepare): the same points, the same result."""
+def _worst(bd, idxs, a: float, b: float, point: bool, t_rel: float, t_const: float, floor: float,
+           nz: float, eps: float, first: int | None = None):
+    """The worst-point evaluation (see _Eval.worst) over band data (``_band_data``, indexed by band);
+    ``first`` is the band index reported when no band yields a point (default: the first of ``idxs``)."""
     inf = math.inf
-    worst = (inf, a, idxs[0] if idxs else -1, 0.0, 0.0)
+    worst = (inf, a, first if first is not None else (idxs[0] if idxs else -1), 0.0, 0.0)
     best_point = None
     for i in idxs:
         b_lo, b_hi, ur, ua, f95, bz = bd[i]

@@ -123,3 +123,17 @@ def load_seed(dir: Path | str = DEFAULT_SEED_DIR) -> list[SeedCentre]:  # noqa: 
         by_id[sc.centre_id] = f
         out.append(sc)
     return out
+
+
+def seed_catalog(centres: list[SeedCentre] | None = None) -> "Catalog":
+    """A ready catalog holding the seed centres and capabilities, as a gateway would build it from the bus."""
+    from metrofed.domain.catalog import Catalog
+
+    catalog = Catalog()
+    builder = catalog.rebuild()
+    for centre in centres if centres is not None else load_seed():
+        builder.upsert_centre(centre.profile)
+        for cap in centre.capabilities:
+            builder.upsert_capability(cap)
+    catalog.install(builder)
+    return catalog

@@ -17,6 +17,7 @@ from metrofed.bus.envelope import unwrap, wrap
 from metrofed.db.outbox import utcnow
 from metrofed.domain.capability import DomainError
 from metrofed.domain.catalog import Catalog
+from metrofed.seed import seed_catalog as catalog_of
 from metrofed.domain.lifecycle import RequestState
 from metrofed.errors import Conflict, NotFound, Unavailable
 from metrofed.protoconv import need_from_proto, state_to_proto
@@ -48,13 +49,7 @@ def magnetometer_need() -> request_pb2.Need:
 
 @pytest.fixture(scope="module")
 def seed_catalog(seed) -> Catalog:
-    catalog = Catalog()
-    builder = catalog.rebuild()
-    for centre in seed:
-        builder.upsert_centre(centre.profile)
-        for cap in centre.capabilities:
-            builder.upsert_capability(cap)
-    catalog.install(builder)
+    catalog = catalog_of(seed)
     assert len(catalog.current()) == sum(len(c.capabilities) for c in seed) == 250
     return catalog
 

@@ -376,11 +376,9 @@ def _brute(snapshot: CatalogSnapshot, qk, sks, lo, hi, partial=False):
             and f(c, lo, hi)}
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(initial=st.lists(_cap, max_size=60), ops=st.lists(_op, max_size=40),
-       queries=st.lists(st.tuples(_qks, st.lists(_kinds, min_size=1, max_size=2), _band, st.booleans()),
-                        min_size=1, max_size=8))
-def test_index_matches_brute_force_scan_through_builds_and_live_updates(initial, ops, queries, monkeypatch_chunks):
+def _live_and_rebuilt(initial, ops):
+    """Snapshots of one history (a build, then live upserts "up" and removals "rm" of key k<i> at centre
+    c<i % 4>): the live catalog's, and the same content built again in one pass."""
     cat = Catalog()
     b = cat.rebuild()
     for c in initial:
@@ -391,11 +389,18 @@ def test_index_matches_brute_force_scan_through_builds_and_live_updates(initial,
             cat.upsert_capability(op[1], Stamp(1))
         else:
             cat.remove_capability("c%d" % (op[1] % 4), "k%d" % op[1], Stamp(2))
-    # the same state built in one pass gives the same answers
     rebuilt = CatalogBuilder()
     for c in cat.current().capabilities():
         rebuilt.upsert_capability(c)
-    for s in (cat.current(), rebuilt.build()):
+    return cat.current(), rebuilt.build()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(initial=st.lists(_cap, max_size=60), ops=st.lists(_op, max_size=40),
+       queries=st.lists(st.tuples(_qks, st.lists(_kinds, min_size=1, max_size=2), _band, st.booleans()),
+                        min_size=1, max_size=8))
+def test_index_matches_brute_force_scan_through_builds_and_live_updates(initial, ops, queries, monkeypatch_chunks):
+    for s in _live_and_rebuilt(initial, ops):  # the same state built in one pass gives the same answers
         for qk, sks, (lo, hi), partial in queries:
             got = s.candidates(qk, sks, lo * 1e6, hi * 1e6, partial=partial)
             keys = [c.key for c in got]
@@ -431,20 +436,7 @@ def test_instrument_narrowing_matches_judge_on_every_capability(initial, ops, qu
     from metrofed.domain.instruments import judge
     from metrofed.domain.need import need_from_fields
 
-    cat = Catalog()
-    b = cat.rebuild()
-    for c in initial:
-        b.upsert_capability(c)
-    cat.install(b)
-    for op in ops:
-        if op[0] == "up":
-            cat.upsert_capability(op[1], Stamp(1))
-        else:
-            cat.remove_capability("c%d" % (op[1] % 4), "k%d" % op[1], Stamp(2))
-    rebuilt = CatalogBuilder()
-    for c in cat.current().capabilities():
-        rebuilt.upsert_capability(c)
-    for s in (cat.current(), rebuilt.build()):
+    for s in _live_and_rebuilt(initial, ops):
         for (qk, sk), groups in s._buckets.items():  # one sub-bucket per parsed instrument, none empty
             assert set(groups) == {instrument_group(c) for c in s.capabilities()
                                    if (c.quantity_kind, c.service_kind) == (qk, sk)}

@@ -5,17 +5,11 @@ import datetime as dt
 from hypothesis import given, settings, strategies as st, HealthCheck
 from metrofed.protoconv import need_from_proto
 from metrofed.domain.capability import DomainError
-from metrofed.domain.catalog import Catalog, CatalogBuilder, route_need
-from metrofed.seed import load_seed
+from metrofed.domain.catalog import route_need
+from metrofed.seed import seed_catalog
 from metrofed.v1 import request_pb2 as rq
 
-_b = CatalogBuilder()
-for c in load_seed():
-    _b.upsert_centre(c.profile)
-    for cap in c.capabilities:
-        _b.upsert_capability(cap)
-cat = Catalog()
-cat.install(_b)
+cat = seed_catalog()
 units = ["MPa","kPa","℃","°C","K","N·m","N*m","A","V","%","%RH","m**3/h","mm","µm","r/min","rpm","Hz","g","kg","", "xyz", "兆帕", "1/0", "MPa/0", "nan", "degC*degC", "m^-1", "dB", "°", "rad/s"]
 floats = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0.0, -1.0, 1e308, -0.0, 25.0, 1000.0]))
 @settings(max_examples=400, suppress_health_check=list(HealthCheck), deadline=None)

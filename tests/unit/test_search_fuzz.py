@@ -2,17 +2,10 @@
 
 from hypothesis import given, settings, strategies as st, HealthCheck
 from metrofed.domain.capability import DomainError
-from metrofed.domain.catalog import Catalog, CatalogBuilder
-from metrofed.seed import load_seed
+from metrofed.seed import seed_catalog
 from metrofed.v1 import gateway_service_pb2 as gw, request_pb2 as rq
 from gateway.grpc_api import GatewayServicer
-b = CatalogBuilder()
-for c in load_seed():
-    b.upsert_centre(c.profile)
-    for cap in c.capabilities:
-        b.upsert_capability(cap)
-cat = Catalog()
-cat.install(b)
+cat = seed_catalog()
 class App:
     catalog = cat
 

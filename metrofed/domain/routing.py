@@ -655,19 +655,9 @@ def _geometry(bshared: tuple, bands: tuple[RangeBand, ...], lo: float, hi: float
                 pts.append(nz)
             if ur and s0 < bz < s1:
                 pts.append(bz)
-            wr = None
-            for x in pts:
-                dx = x - bz
-                uu = f95 * (ur * (dx if dx >= 0 else -dx) + ua)
-                if t_rel:
-                    dn = x - nz
-                    t = t_rel * (dn if dn >= 0 else -dn)
-                else:
-                    t = t_const
-                r = t / uu if uu > 0 else inf
-                if wr is None or r < wr:
-                    wr, wx, wu, wt = r, x, uu, t
-            w = (wr, wx, i, wu, wt) if wr < inf else (inf, lo, i, 0.0, 0.0)
+            w = _worst_of_points(pts, i, ur, ua, f95, bz, t_rel, t_const, nz)
+            if not w[0] < inf:
+                w = (inf, lo, i, 0.0, 0.0)
         used = (i,)  # the one band covers [lo, hi] (to eps): both rules below keep it
     else:
         w = _worst(bd, cover, lo, hi, point, t_rel, t_const, floor, nz, eps)
@@ -698,6 +688,25 @@ def _centre_facts(cid: str, centres: Mapping[str, CentreProfile], load: Mapping[
     else:
         prox = _PROX_REGION
     return centre, ld_full, ld, prox, wts.load * (1.0 - min(max(ld, 0.0), 1.0)), wts.proximity * prox
+
+
+def _worst_of_points(pts: list, i: int, ur: float, ua: float, f95: float, bz: float, t_rel: float,
+                     t_const: float, nz: float) -> tuple:
+    """(T/U, x, band, U95, T) at the point of ``pts`` (non-empty) where T/U is lowest, for band ``i``."""
+    inf = math.inf
+    best = None
+    for x in pts:
+        dx = x - bz
+        uu = f95 * (ur * (dx if dx >= 0 else -dx) + ua)
+        if t_rel:
+            dn = x - nz
+            t = t_rel * (dn if dn >= 0 else -dn)
+        else:
+            t = t_const
+        r = t / uu if uu > 0 else inf
+        if best is None or r < best[0]:
+            best = (r, x, i, uu, t)
+    return best
 
 
 def _worst(bd, idxs, a: float, b: float, point: bool, t_rel: float, t_const: float, floor: float,
@@ -732,20 +741,9 @@ def _worst(bd, idxs, a: float, b: float, point: bool, t_rel: float, t_const: flo
                 pts.append(nz)
             if ur and c0 < bz < c1:
                 pts.append(bz)
-        band_worst = None
-        for x in pts:
-            dx = x - bz
-            uu = f95 * (ur * (dx if dx >= 0 else -dx) + ua)
-            if t_rel:
-                dn = x - nz
-                t = t_rel * (dn if dn >= 0 else -dn)
-            else:
-                t = t_const
-            r = t / uu if uu > 0 else inf
-            if band_worst is None or r < band_worst[0]:
-                band_worst = (r, x, i, uu, t)
-        if band_worst is None:
+        if not pts:
             continue
+        band_worst = _worst_of_points(pts, i, ur, ua, f95, bz, t_rel, t_const, nz)
         if point:
             if best_point is None or band_worst[0] > best_point[0]:
                 best_point = band_worst

@@ -7,11 +7,11 @@
 For each size: generate the synthetic federation (bench/synthetic.py), build the snapshot with a
 ``CatalogBuilder`` (build time), measure memory (RSS growth per 100k capabilities, rows + index), then
 route a few hundred realistic needs through ``catalog.route_need`` -- the very function
-``GatewayApp.route`` calls: ``snapshot.candidates(...)`` for the need's quantity kind, effective service
-kind, SI range, uncertainty floor and instrument, then ``route(...)``; when nothing is routable, a second
-lookup with ``partial=True`` gives the router its split material -- and print p50/p99 next to the goals,
-with the distribution of how many capabilities each need hands to ``route`` (so a reader can judge the
-synthetic mix). Also: the cost of one live upsert at that size against a full rebuild, and a few
+``GatewayApp.route`` calls: the index's entries of the need's quantity kind, effective service kind,
+accepted instrument groups and SI range judged as arrays, ``route(...)`` over the witness set it keeps;
+when nothing is eligible, the overlapping entries give the split -- and print p50/p99 next to the goals,
+with the distribution of how many capabilities each need selects and how many ``route`` itself saw (so a
+reader can judge the synthetic mix). Also: the cost of one live upsert at that size against a full rebuild, and a few
 searches. Figures only, no assertions.
 """
 
@@ -85,13 +85,14 @@ def group_separation(snap, need) -> tuple[int, int]:
 
 
 def route_once(snap, need, centres, load, today, **route_kw):
-    """Exactly what the gateway does for one need (``GatewayApp.route`` -> ``catalog.route_need``): narrow
-    with the index (effective service kind, quantity kind, joined range, U floor, the router's own
-    instrument rule), ``route``; when nothing is routable, the overlap lookup for a split and ``route`` again.
-    Returns (seconds, capabilities handed to route, decision)."""
+    """Exactly what the gateway does for one need (``GatewayApp.route`` -> ``catalog.route_need``): select
+    the index entries of the effective service kind, quantity kind, accepted instrument groups and range,
+    judge them as arrays, ``route`` over the witness set (and the overlap pass when nothing is eligible).
+    Returns (seconds, capabilities selected, decision); ``route_once.last_stats`` keeps the call's stats."""
     stats: dict = {}
     t0 = time.perf_counter()
     dec = route_need(snap, need, load, today, stats=stats, **route_kw)
+    route_once.last_stats = stats
     return time.perf_counter() - t0, stats["candidates"], dec
 
 
@@ -168,10 +169,13 @@ def bench_size(n: int, n_needs: int, centres_n: int = 60) -> dict:
         idx_n.append(k)
     print(f"  [{n:,}] routing {len(needs)} needs ...", flush=True)
     tot_ms, counts, eligible, served, split = [], [], [], 0, 0
+    witness, complex_ = [], []
     for need in needs:
         a, k, dec = route_once(snap, need, centres_map, load, today)
         tot_ms.append(a * 1e3)
         counts.append(k)
+        witness.append(route_once.last_stats.get("witness", k))
+        complex_.append(route_once.last_stats.get("complex", 0))
         eligible.append(getattr(dec, "candidates_total", len(dec.candidates)))
         served += bool(dec.candidates)
         split += bool(dec.split)
@@ -186,13 +190,14 @@ def bench_size(n: int, n_needs: int, centres_n: int = 60) -> dict:
     per_cand = sum(tot_ms) / max(sum(counts), 1) * 1e3
     nm = [i for i, f in enumerate(named) if f]
     mo = [i for i, f in enumerate(named) if not f]
-    print(f"    gateway path (catalog.route_need: index + route [+ overlap lookup + route when nothing is "
-          f"routable]), {len(needs)} needs ({bad} invalid skipped; {len(nm)} named instrument, {len(mo)} "
-          f"measurand-only):")
+    print(f"    gateway path (catalog.route_need: the index's columns judged as arrays, route() over the witness "
+          f"set [+ the overlap pass when nothing is eligible]), {len(needs)} needs ({bad} invalid skipped; "
+          f"{len(nm)} named instrument, {len(mo)} measurand-only):")
     print(f"      all needs:        {lat(tot_ms)}{verdict(tot_ms)}")
     print(f"      named instrument: {lat([tot_ms[i] for i in nm])}{verdict([tot_ms[i] for i in nm])}")
     print(f"      measurand-only:   {lat([tot_ms[i] for i in mo])}")
-    print(f"      capabilities handed to route per need (~{per_cand:.1f} us per capability):")
+    print(f"      capabilities selected per need (~{per_cand:.2f} us per capability; route() itself saw "
+          f"{dist(witness)}, of which complex {dist(complex_)}):")
     print(f"        all needs:        {dist(counts)}")
     print(f"        named instrument: {dist([counts[i] for i in nm])}")
     print(f"        measurand-only:   {dist([counts[i] for i in mo])}")
@@ -209,7 +214,8 @@ def bench_size(n: int, n_needs: int, centres_n: int = 60) -> dict:
                           measurand_p50=pct([tot_ms[i] for i in mo], 50),
                           measurand_p99=pct([tot_ms[i] for i in mo], 99),
                           cand_median=statistics.median(counts), cand_p90=pct(counts, 90), cand_p99=pct(counts, 99),
-                          cand_max=max(counts), eligible_median=statistics.median(eligible), us_per_candidate=per_cand)
+                          cand_max=max(counts), eligible_median=statistics.median(eligible), us_per_candidate=per_cand,
+                          witness_median=statistics.median(witness), witness_max=max(witness))
     res["mix"] = mix
     res.update(index_p50=pct(plain_ms, 50), index_p99=pct(plain_ms, 99))
 

@@ -49,6 +49,8 @@ from typing import Callable, Iterable, Iterator, Mapping
 
 from .capability import MEASURING_KINDS, Capability, CentreProfile, ServiceKind, SERVICE_KIND_ZH
 from .instruments import accepts, capability_key, need_key
+from .route_table import EMPTY_TABLE, GroupTable
+from .routing import _unit_zero_si
 
 __all__ = [
     "Stamp",
@@ -307,158 +309,35 @@ def _set_discard(s: frozenset | _PSet | None, x: str) -> frozenset | _PSet | Non
 # Routing index: buckets of chunks
 # ------------------------------------------------------------------------------------------------------
 
-_CHUNK_MAX = 512  # a chunk splits in two above this
-
-
 def _u95_factor(p: float, k: float) -> float:
     """Scale a stated expanded U to ~95 % (k = 2): the router's convention (routing._Eval.worst)."""
     return 1.0 if 0.945 <= p <= 0.96 else (2.0 / k if k > 0 else 1.0)
 
 
-def _u_floor(cap: Capability) -> tuple[float, float]:
-    """(a, b) with U95(x) >= a*|x| + b in every band: the smallest relative and absolute parts."""
+def _u_floor(cap: Capability) -> tuple[float, float, float]:
+    """(a, b, z) with U95(x) >= a*|x - z| + b in every band: the smallest relative and absolute parts, z the
+    SI value of the zero the relative part counts from (273.15 K for a band in °C, as routing reads it).
+    Bands whose relative parts count from different zeros get a = 0 (still a lower bound)."""
     if not cap.bands:
-        return 0.0, 0.0
+        return 0.0, 0.0, 0.0
     a = b = _INF
+    zeros = set()
     for band in cap.bands:
         u = band.uncertainty
         f = _u95_factor(u.coverage_probability, u.k)
         a = min(a, f * u.relative)
         b = min(b, f * u.absolute_si)
-    return a, b
+        if u.relative:
+            try:
+                zeros.add(_unit_zero_si(band.unit, cap.quantity_kind))
+            except Exception:  # noqa: BLE001 - a unit the router rejects itself: no relative part assumed
+                zeros.add(None)
+    if len(zeros) > 1 or None in zeros:
+        return 0.0, b, 0.0
+    return a, b, (zeros.pop() if zeros else 0.0)
 
 
-# A row of the routing index: (lo, key, hi, cap, u_rel_floor, u_abs_floor)
-_Row = tuple
-
-
-class _Chunk:
-    """Entries whose (lo, key) fall in one slice of the bucket's order, sorted by hi descending.
-
-    ``nhis`` holds -hi ascending (for bisect); the other lists are parallel to it: ``los``, ``keys``,
-    ``caps``, and ``urs``/``uas``, the capability's uncertainty floor (see :func:`_u_floor`).
-    """
-
-    __slots__ = ("nhis", "los", "keys", "caps", "urs", "uas", "lo_min", "lo_max", "hi_max", "first",
-                 "ur_max", "ua_max")
-
-    def __init__(self, nhis, los, keys, caps, urs, uas, first):
-        self.nhis = nhis
-        self.los = los
-        self.keys = keys
-        self.caps = caps
-        self.urs = urs
-        self.uas = uas
-        self.lo_min = min(los) if los else _INF
-        self.lo_max = max(los) if los else -_INF
-        self.hi_max = -nhis[0] if nhis else -_INF
-        self.first = first  # (lo, key) lower bound of this chunk's slice of the order
-        self.ur_max = max(urs) if urs else 0.0  # every entry's uncertainty floor is below ur_max*|x|+ua_max
-        self.ua_max = max(uas) if uas else 0.0
-
-    @classmethod
-    def from_sorted(cls, rows: list[_Row]) -> "_Chunk":
-        """``rows`` are sorted by (lo, key)."""
-        first = (rows[0][0], rows[0][1])
-        rows = sorted(rows, key=lambda r: -r[2])
-        return cls([-r[2] for r in rows], [r[0] for r in rows], [r[1] for r in rows], [r[3] for r in rows],
-                   [r[4] for r in rows], [r[5] for r in rows], first)
-
-    def rows(self) -> list[_Row]:
-        return [(lo, k, -nh, c, ur, ua) for nh, lo, k, c, ur, ua
-                in zip(self.nhis, self.los, self.keys, self.caps, self.urs, self.uas)]
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-
-class _Bucket:
-    """All index entries of one (quantity kind, service kind), as an ordered tuple of chunks."""
-
-    __slots__ = ("chunks", "firsts", "n")
-
-    def __init__(self, chunks: tuple[_Chunk, ...]):
-        self.chunks = chunks
-        self.firsts = [c.first for c in chunks]
-        self.n = sum(len(c) for c in chunks)
-
-    @classmethod
-    def build(cls, rows: list[_Row]) -> "_Bucket":
-        rows.sort(key=lambda r: (r[0], r[1]))
-        step = _CHUNK_MAX // 2
-        return cls(tuple(_Chunk.from_sorted(rows[i:i + step]) for i in range(0, len(rows), step)))
-
-    def _chunk_for(self, lo: float, key: str) -> int:
-        # chunk 0 takes everything below the second chunk's bound, whatever its own ``first`` says
-        return max(bisect.bisect_right(self.firsts, (lo, key)) - 1, 0)
-
-    def insert(self, row: _Row) -> "_Bucket":
-        lo, key, hi, cap, ur, ua = row
-        if not self.chunks:
-            return _Bucket((_Chunk([-hi], [lo], [key], [cap], [ur], [ua], (lo, key)),))
-        i = self._chunk_for(lo, key)
-        ch = self.chunks[i]
-        p = bisect.bisect_left(ch.nhis, -hi)
-        new = _Chunk(ch.nhis[:p] + [-hi] + ch.nhis[p:], ch.los[:p] + [lo] + ch.los[p:],
-                     ch.keys[:p] + [key] + ch.keys[p:], ch.caps[:p] + [cap] + ch.caps[p:],
-                     ch.urs[:p] + [ur] + ch.urs[p:], ch.uas[:p] + [ua] + ch.uas[p:], ch.first)
-        chunks = list(self.chunks)
-        if len(new) > _CHUNK_MAX:
-            rows = sorted(new.rows(), key=lambda r: (r[0], r[1]))
-            half = len(rows) // 2
-            chunks[i:i + 1] = [_Chunk.from_sorted(rows[:half]), _Chunk.from_sorted(rows[half:])]
-        else:
-            chunks[i] = new
-        return _Bucket(tuple(chunks))
-
-    def remove(self, lo: float, key: str) -> "_Bucket":
-        i = self._chunk_for(lo, key)
-        ch = self.chunks[i] if self.chunks else None
-        j = -1
-        if ch is not None:
-            j = next((j for j, (k, l) in enumerate(zip(ch.keys, ch.los)) if k == key and l == lo), -1)
-        if j < 0:  # not where the order says: search every chunk (defensive; should not happen)
-            for i, ch in enumerate(self.chunks):
-                j = next((j for j, (k, l) in enumerate(zip(ch.keys, ch.los)) if k == key and l == lo), -1)
-                if j >= 0:
-                    break
-            else:
-                return self
-        chunks = list(self.chunks)
-        if len(ch) == 1:
-            del chunks[i]
-        else:
-            chunks[i] = _Chunk(ch.nhis[:j] + ch.nhis[j + 1:], ch.los[:j] + ch.los[j + 1:],
-                               ch.keys[:j] + ch.keys[j + 1:], ch.caps[:j] + ch.caps[j + 1:],
-                               ch.urs[:j] + ch.urs[j + 1:], ch.uas[:j] + ch.uas[j + 1:], ch.first)
-        return _Bucket(tuple(chunks))
-
-    def covering(self, a: float, b: float, out: list, probe: tuple[float, float] | None = None) -> None:
-        """Append entries with lo <= a and hi >= b (and, with ``probe`` = (|x|, u_max), whose
-        uncertainty floor at |x| does not exceed u_max)."""
-        for ch in self.chunks:
-            if ch.lo_min > a:
-                break  # chunks are ordered by lo: no later chunk starts at or below a
-            if ch.hi_max < b:
-                continue
-            end = bisect.bisect_right(ch.nhis, -b)
-            if probe is None or ch.ur_max * probe[0] + ch.ua_max <= probe[1]:  # all pass the U floor
-                if ch.lo_max <= a:
-                    out.extend(ch.caps[:end])
-                else:
-                    los, caps = ch.los, ch.caps
-                    out.extend(caps[j] for j in range(end) if los[j] <= a)
-            else:
-                x, umax = probe
-                los, caps, urs, uas = ch.los, ch.caps, ch.urs, ch.uas
-                out.extend(caps[j] for j in range(end) if los[j] <= a and urs[j] * x + uas[j] <= umax)
-
-    def all(self, out: list) -> None:
-        for ch in self.chunks:
-            out.extend(ch.caps)
-
-
-_EMPTY_BUCKET = _Bucket(())
+_EMPTY_BUCKET = EMPTY_TABLE
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -708,45 +587,24 @@ def adequacy_probe(need) -> tuple[float, float]:
 
 def route_need(snapshot: "CatalogSnapshot", need, load: Mapping[str, float], today, *,
                exclude_centres: frozenset[str] | set[str] = frozenset(), stats: dict | None = None, **route_kw):
-    """The gateway's routing path for one need over one snapshot: index lookup, then ``routing.route``.
+    """The gateway's routing path for one need over one snapshot: ``routing.route``'s decision over what the
+    index selects, computed by :mod:`metrofed.domain.indexed_routing` (the index's columns judged as arrays,
+    ``route`` itself run over the few capabilities the answer shows).
 
-    1. ``candidates(kind, (effective service kind,), range, u95_at=adequacy_probe(need),
-       accept_instrument=instrument_filter(need, kind))``: only what the router's own rules (service kind,
-       quantity kind, instrument, joined range, a sound uncertainty floor) cannot exclude;
-    2. ``route`` over those;
-    3. only when that leaves no candidate: ``candidates(..., partial=True, accept_instrument=...)`` (what
-       overlaps the range: the split material) and ``route`` again.
-
-    The decision's candidates and split are exactly those of ``route`` over every capability of the
-    catalog (the index drops only what the router would reject; property-tested in tests/unit/test_catalog.py).
-    Its ``rejected`` list holds only what the index handed over. ``exclude_centres`` (failover) are left
-    out of both lookups. ``stats``, when given, receives ``candidates`` (capabilities handed to ``route``,
-    both lookups) and ``partial`` (whether the second lookup ran). ``route_kw`` go to ``route``.
+    Selected: the capabilities of the need's quantity kind and effective service kind, in instrument groups
+    the router's instrument rule accepts (:func:`instrument_filter`), whose joined coverage contains the range;
+    when none of them is eligible, those that overlap it (the split material). The decision equals
+    ``route(need, selected)``: same candidates, explanations, kept rejections, totals and split -- and its
+    candidates and split equal those of ``route`` over the whole catalog (property-tested in
+    tests/unit/test_catalog.py and tests/unit/test_indexed_routing.py). ``exclude_centres`` (failover) are
+    left out. ``stats``, when given, receives ``candidates`` (capabilities selected), ``partial`` (whether the
+    overlap pass ran), ``complex`` (capabilities routed by ``route`` whole) and ``witness`` (how many ``route``
+    saw). ``route_kw`` go to ``route``; ``max_candidates`` defaults to ``indexed_routing.GATEWAY_CANDIDATES`` (20, each
+    with its explanation; ``candidates_total`` counts every eligible one).
     """
-    from metrofed.domain.routing import effective_service_kind, route
+    from metrofed.domain.indexed_routing import route_need as _indexed
 
-    # The wire carries the best 50 (protoconv.decision_to_proto); candidates_total still counts every one.
-    route_kw.setdefault("max_candidates", 50)
-    sk = effective_service_kind(need)[0]
-    accept = instrument_filter(need, sk)
-    qk, lo, hi = need.quantity_kind, need.lo_si, need.hi_si
-    centres = snapshot.centres
-    found = snapshot.candidates(qk, (sk,), lo, hi, u95_at=adequacy_probe(need), accept_instrument=accept)
-    if exclude_centres:
-        found = [c for c in found if c.centre_id not in exclude_centres]
-    decision = route(need, found, centres, load, today, **route_kw)
-    n = len(found)
-    partial = not decision.candidates
-    if partial:
-        more = snapshot.candidates(qk, (sk,), lo, hi, partial=True, accept_instrument=accept)
-        if exclude_centres:
-            more = [c for c in more if c.centre_id not in exclude_centres]
-        decision = route(need, more, centres, load, today, **route_kw)
-        n += len(more)
-    if stats is not None:
-        stats["candidates"] = n
-        stats["partial"] = partial
-    return decision
+    return _indexed(snapshot, need, load, today, exclude_centres=exclude_centres, stats=stats, **route_kw)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -839,7 +697,7 @@ class CatalogSnapshot:
                 for g, bucket in self._buckets.get((quantity_kind, sk), _EMPTY_DICT).items():
                     if accept_instrument is None or accept_instrument(g):
                         bucket.all(out)
-            return out
+            return list({id(c): c for c in out}.values())  # a capability with a gap: one entry per interval
         lo = hi_si if lo_si is None else lo_si
         hi = lo_si if hi_si is None else hi_si
         if lo > hi:
@@ -847,14 +705,17 @@ class CatalogSnapshot:
         t = _tol(lo, hi)
         # full: entry.lo <= lo and entry.hi >= hi; partial: entry.lo <= hi and entry.hi >= lo
         a, b = (hi + t, lo - t) if partial else (lo + t, hi - t)
+        # capabilities whose intervals a seam narrower than a few tolerances separates: the router's own
+        # tolerance may join them, so they are taken when they overlap (route decides)
+        seams = None if partial else (4 * t, hi + t, lo - t)
         probe = None
         if u95_at is not None and not partial:
-            probe = (abs(u95_at[0]), u95_at[1] * (1 + _REL_TOL) + 1e-300)
+            probe = (u95_at[0], u95_at[1] * (1 + _REL_TOL) + 1e-300)
         for sk in kinds:
             for g, bucket in self._buckets.get((quantity_kind, sk), _EMPTY_DICT).items():
                 if accept_instrument is None or accept_instrument(g):
-                    bucket.covering(a, b, out, probe)
-        if partial and out:  # a capability with gaps has one entry per interval: keep it once
+                    bucket.covering(a, b, out, probe, seams)
+        if out:  # a capability with gaps has one entry per interval: keep it once
             seen: set[int] = set()
             uniq = []
             for c in out:
@@ -1091,9 +952,7 @@ class CatalogSnapshot:
         if old is not None:
             bk, g = (old.quantity_kind, old.service_kind), instrument_group(old)
             groups = dict(buckets.get(bk, _EMPTY_DICT))
-            bucket = groups.get(g, _EMPTY_BUCKET)
-            for lo, _hi in joined_coverage(old):
-                bucket = bucket.remove(lo, key)
+            bucket = groups.get(g, _EMPTY_BUCKET).remove(key)
             if bucket.n:
                 groups[g] = bucket
             else:
@@ -1106,9 +965,7 @@ class CatalogSnapshot:
             bk, g = (new.quantity_kind, new.service_kind), instrument_group(new)
             groups = dict(buckets.get(bk, _EMPTY_DICT))
             bucket = groups.get(g, _EMPTY_BUCKET)
-            ur, ua = _u_floor(new)
-            for lo, hi in joined_coverage(new):
-                bucket = bucket.insert((lo, key, hi, new, ur, ua))
+            bucket = bucket.insert(GroupTable.rows_of(new, key, joined_coverage(new), *_u_floor(new)))
             groups[g] = bucket
             buckets[bk] = groups
         old_t = _doc_tokens(old) if old is not None else _EMPTY_FS
@@ -1284,9 +1141,7 @@ class CatalogBuilder:
             r = groups.get(g)
             if r is None:
                 r = groups[g] = []
-            ur, ua = _u_floor(cap)
-            for lo, hi in joined_coverage(cap):
-                r.append((lo, key, hi, cap, ur, ua))
+            r.extend(GroupTable.rows_of(cap, key, joined_coverage(cap), *_u_floor(cap)))
             for tok in _doc_tokens(cap):
                 pl = posting_lists.get(tok)
                 if pl is None:
@@ -1301,7 +1156,7 @@ class CatalogBuilder:
             ck = (cap.centre_id, cap.service_kind)
             count_cs[ck] = count_cs.get(ck, 0) + 1
             count_qk[cap.quantity_kind] = count_qk.get(cap.quantity_kind, 0) + 1
-        buckets = {bk: {g: _Bucket.build(r) for g, r in groups.items()} for bk, groups in rows.items()}
+        buckets = {bk: {g: GroupTable.build(r) for g, r in groups.items()} for bk, groups in rows.items()}
         postings = _PMap.from_dict({t: _pset_of(v) for t, v in posting_lists.items()})
         centres = dict(self._centres)
         return CatalogSnapshot(

@@ -282,7 +282,6 @@ def _find(s: str) -> list[tuple[int, int, Head]]:
 class _Heads:
     heads: tuple[tuple[str, float], ...]  # (head key, factor): 1.0, or 0.5 for a device's namesake
     qualifiers: tuple[tuple[str, frozenset], ...]  # (group, values)
-    tokens: frozenset
 
 
 def _segment_heads(text: str, capability_side: bool) -> list[tuple[str, float]]:
@@ -370,10 +369,28 @@ def _heads_quals(instrument: str, measurand: str, capability_side: bool) -> tupl
 
 
 @functools.lru_cache(maxsize=262_144)
-def _profile(instrument: str, measurand: str, extra: str, capability_side: bool) -> _Heads:
-    heads, quals = _heads_quals(instrument, measurand, capability_side)
-    toks = frozenset(_word_tokens(f"{instrument} {measurand} {extra}"))
-    return _Heads(heads, quals, toks)
+def _profile(instrument: str, measurand: str, capability_side: bool) -> _Heads:
+    return _Heads(*_heads_quals(instrument, measurand, capability_side))
+
+
+@functools.lru_cache(maxsize=4096)
+def measurand_tokens(cap_measurand_zh: str, cap_measurand_en: str) -> frozenset[str]:
+    """The words a capability's measurand contributes to its side of the word overlap (judge): a subset of
+    what the whole capability text gives, since the measurand stands between spaces in it. When a need's
+    words are all among them, the overlap is complete whatever the rest of the text says."""
+    return frozenset(_word_tokens(f" {_cap_texts('', '', cap_measurand_zh, cap_measurand_en)[1]} "))
+
+
+def need_tokens(need_instrument: str, need_measurand: str) -> frozenset[str]:
+    """The need's side of judge's word overlap."""
+    return _profile_tokens(need_instrument, need_measurand, "")
+
+
+@functools.lru_cache(maxsize=262_144)
+def _profile_tokens(instrument: str, measurand: str, extra: str) -> frozenset[str]:
+    """The words of a side, for ranking by overlap -- only when a side names no known instrument (tokenising
+    every capability text a request meets would cost more than all the rest of judge)."""
+    return frozenset(_word_tokens(f"{instrument} {measurand} {extra}"))
 
 
 # ---- parsed instrument keys: what the accept/reject decision of ``judge`` depends on -----------------
@@ -429,7 +446,7 @@ def accepts(need: InstrumentKey, cap: InstrumentKey) -> bool:
 
 def heads_of(text: str) -> tuple[str, ...]:
     """The head keys a need's instrument text names (for tests and tooling)."""
-    return tuple(k for k, _ in _profile(text, "", "", False).heads)
+    return tuple(k for k, _ in _profile(text, "", False).heads)
 
 
 def describe_heads(keys) -> str:
@@ -478,14 +495,14 @@ def judge(need_instrument: str, need_measurand: str, cap_instrument_zh: str, cap
           cap_measurand_zh: str = "", cap_measurand_en: str = "",
           cap_keywords: tuple[str, ...] = ()) -> InstrumentMatch:
     """Does the capability (its instrument and measurand, zh/en, and keywords) serve the need's instrument?"""
-    need = _profile(need_instrument, need_measurand, "", False)
-    cap = _profile(*_cap_texts(cap_instrument_zh, cap_instrument_en, cap_measurand_zh, cap_measurand_en),
-                   " ".join(cap_keywords), True)
+    need = _profile(need_instrument, need_measurand, False)
+    cap_texts = _cap_texts(cap_instrument_zh, cap_instrument_en, cap_measurand_zh, cap_measurand_en)
+    cap = _profile(*cap_texts, True)
     cap_name = _name(cap_instrument_zh, cap_instrument_en)
     need_name = (need_instrument or need_measurand).strip() or "(unnamed)"
     if not need.heads or not cap.heads:
-        n_tok = need.tokens
-        overlap = len(n_tok & cap.tokens) / len(n_tok) if n_tok else 0.0
+        n_tok = _profile_tokens(need_instrument, need_measurand, "")
+        overlap = len(n_tok & _profile_tokens(*cap_texts, " ".join(cap_keywords))) / len(n_tok) if n_tok else 0.0
         rel = round(OVERLAP_MAX * overlap, 6)
         if not need.heads:
             why = (f"the need names no instrument the vocabulary knows ({need_name}): ranked by word overlap "

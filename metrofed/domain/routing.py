@@ -286,8 +286,18 @@ def _segments(bands: tuple[RangeBand, ...], eps: float) -> list[tuple[float, flo
     return segs
 
 
+_BAND_TEXT: dict[int, tuple[RangeBand, str]] = {}  # id(band) -> (band, text): bands are immutable
+
+
 def _band_text(b: RangeBand) -> str:
-    return f"band {_fmt(b.min)}–{_fmt(b.max)} {_disp(b.unit)}"
+    got = _BAND_TEXT.get(id(b))
+    if got is not None and got[0] is b:
+        return got[1]
+    text = f"band {_fmt(b.min)}–{_fmt(b.max)} {_disp(b.unit)}"
+    if len(_BAND_TEXT) >= _PREP_MAX:
+        _BAND_TEXT.clear()
+    _BAND_TEXT[id(b)] = (b, text)
+    return text
 
 
 def route(
@@ -301,6 +311,7 @@ def route(
     max_candidates: int | None = None,
     explain: int | None = 20,
     max_rejected: int | None = 20,
+    price_floor: float | None = None,
 ) -> RoutingDecision:
     """Rank the capabilities that can serve ``need``; give the reason of every rejection; propose a split
     when no single capability covers the range. Pure: same inputs (in any order) -> same decision.
@@ -316,22 +327,46 @@ def route(
 
     ``None`` means no limit.
 
+    ``price_floor``: the cheapest price among eligible capabilities judged elsewhere for the same need (the
+    gateway's array pass, ``indexed_routing``); the price term is relative to the cheapest eligible price of
+    the whole set, so a caller that routes a part of it here passes the rest's minimum.
+
     The cyclic garbage collector is paused meanwhile (as ``CatalogBuilder.build`` does): a call allocates a
     few acyclic tuples per capability, all alive until it returns, and each collection would traverse them
     (and every long-lived object) again -- a third of the time at 5,000 capabilities, measured."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _route(need, candidates, centres, load, today, weights, max_candidates, explain, max_rejected)
+        return _route(need, candidates, centres, load, today, weights, max_candidates, explain, max_rejected,
+                      price_floor)
     finally:
         if was_enabled:
             gc.enable()
 
 
+def route_parts(need: Need, candidates: Iterable[Capability], centres: Mapping[str, CentreProfile],
+                load: Mapping[str, float], today: _dt.date, **kw) -> tuple[RoutingDecision, float | None, list]:
+    """``route`` plus what a caller combining it with other judgements needs: (decision, cheapest eligible
+    price or None, split material) -- the material being (start SI, end SI, capability, band idxs, TUR) for
+    every adequate, unblocked piece of a capability that covers only part of the range (computed only when
+    nothing is eligible, as ``route`` does)."""
+    out: dict = {}
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        d = _route(need, candidates, centres, load, today, kw.get("weights", WEIGHTS), kw.get("max_candidates"),
+                   kw.get("explain", 20), kw.get("max_rejected", 20), kw.get("price_floor"), out)
+    finally:
+        if was_enabled:
+            gc.enable()
+    return d, out.get("p_min"), out.get("pieces", [])
+
+
 def _route(need: Need, candidates: Iterable[Capability], centres: Mapping[str, CentreProfile],
            load: Mapping[str, float], today: _dt.date, weights: ScoreWeights, max_candidates: int | None,
-           explain: int | None, max_rejected: int | None) -> RoutingDecision:
-    """route(), with the collector paused."""
+           explain: int | None, max_rejected: int | None, price_floor: float | None = None,
+           out: dict | None = None) -> RoutingDecision:
+    """route(), with the collector paused; ``out`` (route_parts) receives p_min and the split material."""
     sk, legal_required, regulation, legal_reason = effective_service_kind(need)
     req = need.decision_rule.required_ratio
     ev = _Eval(need, req)
@@ -361,11 +396,14 @@ def _route(need: Need, candidates: Iterable[Capability], centres: Mapping[str, C
     rj_blk: list[tuple] = []  # NOT_AUTHORISED, SITE, NO_CAPACITY
     partial: list[tuple] = []  # (cap, segments) covering part of the range: split material
     rule_text = need.decision_rule.describe()
-    # Rule 2b: only for measuring services (a consultation's "instrument" is a topic). Judged once per
-    # distinct capability text (imemo, and instruments.judge's own lru_cache across calls).
+    # Rule 2b: only for measuring services (a consultation's "instrument" is a topic). Decided once per
+    # distinct capability text from the parsed keys (instruments.accepts: judge's own decision); judge itself
+    # (relevance, wording) only for what is eligible or a kept rejection's text.
     check_instrument = sk in MEASURING_KINDS
     need_instr, need_meas = need.instrument_type, need.measurand
-    imemo: dict[int, tuple] = {}  # instrument token -> (judge(...), instrument score term)
+    nkey = instruments.need_key(need_instr, need_meas) if check_instrument else None
+    imemo: dict[int, bool] = {}  # instrument token -> rule 2b passes
+    jmemo: dict[int, tuple] = {}  # instrument token -> (judge(...), instrument score term)
     gmemo: dict[int, tuple] = {}  # band-set token -> (cover, segments, worst, idxs used, split material?, margin)
     verb = _VERB.get(sk, "serves")
     legal_route = sk is ServiceKind.VERIFICATION or sk is ServiceKind.TYPE_EVALUATION
@@ -401,17 +439,14 @@ def _route(need: Need, candidates: Iterable[Capability], centres: Mapping[str, C
             rec = _prepare(cap, force=True)
             btok, bshared = rec[7], rec[8]
         if check_instrument:
-            ij = imemo.get(itok)
-            if ij is None:
+            ok = imemo.get(itok)
+            if ok is None:
                 it, ms = cap.instrument_type, cap.measurand
-                im = instruments.judge(need_instr, need_meas, it.zh, it.en, ms.zh, ms.en, cap.keywords)
-                ij = imemo[itok] = (im, w_i * im.relevance)
-            im, i_term = ij
-            if not im.match:
-                rj_it.append((cid, capid, _V_IT, seq, ReasonCode.INSTRUMENT_TYPE, _T_INSTRUMENT, verb, im.why))
+                ok = imemo[itok] = instruments.accepts(nkey, instruments.capability_key(it.zh, it.en, ms.zh, ms.en))
+            if not ok:
+                rj_it.append((cid, capid, _V_IT, seq, ReasonCode.INSTRUMENT_TYPE, _txt_instrument, verb, need_instr,
+                              need_meas, cap))
                 continue
-        else:
-            im, i_term = None, i_none
         g = gmemo.get(btok)
         if g is None:  # coverage and the worst point depend on the band numbers only: once per distinct set
             if bshared is None:  # band numbers that could not be derived ahead: as the rules always did
@@ -451,6 +486,15 @@ def _route(need: Need, candidates: Iterable[Capability], centres: Mapping[str, C
         elif capacity < qty:
             rj_blk.append((cid, capid, _V_NC, seq, ReasonCode.NO_CAPACITY, _T_CAPACITY, capacity, qty))
             continue
+        if check_instrument:
+            ij = jmemo.get(itok)
+            if ij is None:
+                it, ms = cap.instrument_type, cap.measurand
+                im = instruments.judge(need_instr, need_meas, it.zh, it.en, ms.zh, ms.en, cap.keywords)
+                ij = jmemo[itok] = (im, w_i * im.relevance)
+            im, i_term = ij
+        else:
+            im, i_term = None, i_none
         if p_min is None or price < p_min:  # = min() over the eligible prices, in input order
             p_min = price
         # score terms before the price term, summed in the order of the score formula (see _rank)
@@ -458,6 +502,10 @@ def _route(need: Need, candidates: Iterable[Capability], centres: Mapping[str, C
         eligible.append([0.0, cid, capid, seq, m_term + p_term + w_l * lead_term, price, ld_term, i_term,
                          w_pen if missed else 0.0, cap, centre, used, w, ld, prox, im, missed])
 
+    if out is not None:
+        out["p_min"] = p_min
+    if price_floor is not None and (p_min is None or price_floor < p_min):
+        p_min = price_floor
     candidates_out = _rank(need, eligible, p_min, weights, days_left, req, rule_text, max_candidates, explain)
     split: list[SplitPart] = []
     if not candidates_out and partial:
@@ -475,6 +523,8 @@ def _route(need: Need, candidates: Iterable[Capability], centres: Mapping[str, C
                 if r[0] >= req:
                     pieces.append((a, b, cap, idxs, r[0]))
         split = _greedy_split(need, ev, pieces)
+        if out is not None:
+            out["pieces"] = pieces
     by_reason: dict[ReasonCode, int] = {}
     for code, lst in ((ReasonCode.SERVICE_KIND, rj_sk), (ReasonCode.QUANTITY_KIND, rj_qk),
                       (ReasonCode.INSTRUMENT_TYPE, rj_it), (ReasonCode.RANGE_NOT_COVERED, rj_rc),
@@ -530,6 +580,7 @@ def clear_caches() -> None:
     _PREP.clear()
     _BSETS.clear()
     _ITOK.clear()
+    _BAND_TEXT.clear()
 
 
 def _prepare(cap: Capability, force: bool = False) -> tuple:
@@ -709,6 +760,16 @@ def _worst_of_points(pts: list, i: int, ur: float, ua: float, f95: float, bz: fl
     return best
 
 
+def _outside_floor(s0: float, s1: float, nz: float, floor: float) -> list[tuple[float, float]]:
+    """The parts of [s0, s1] outside the % of reading floor (within ``floor`` of the zero reading ``nz``)."""
+    segs = []
+    if s0 <= nz - floor:
+        segs.append((s0, s1 if s1 < nz - floor else nz - floor))
+    if s1 >= nz + floor:
+        segs.append((s0 if s0 > nz + floor else nz + floor, s1))
+    return segs
+
+
 def _worst(bd, idxs, a: float, b: float, point: bool, t_rel: float, t_const: float, floor: float,
            nz: float, eps: float, first: int | None = None):
     """The worst-point evaluation (see _Eval.worst) over band data (``_band_data``, indexed by band);
@@ -725,14 +786,7 @@ def _worst(bd, idxs, a: float, b: float, point: bool, t_rel: float, t_const: flo
                 continue
         elif s1 - s0 <= eps:
             continue  # no overlap of positive length
-        if floor:  # drop the part within 10 % FS of zero reading
-            segs = []
-            if s0 <= nz - floor:
-                segs.append((s0, s1 if s1 < nz - floor else nz - floor))
-            if s1 >= nz + floor:
-                segs.append((s0 if s0 > nz + floor else nz + floor, s1))
-        else:
-            segs = [(s0, s1)]
+        segs = _outside_floor(s0, s1, nz, floor) if floor else [(s0, s1)]
         pts = []
         for c0, c1 in segs:
             pts.append(c0)
@@ -757,7 +811,9 @@ def _worst(bd, idxs, a: float, b: float, point: bool, t_rel: float, t_const: flo
 # ---- rejection reasons, built only for the rejections a decision keeps (see route(max_rejected=...)) --
 
 _T_MEASURES = "measures {0}, the need is {1}".format
-_T_INSTRUMENT = "{0} {1}".format
+def _txt_instrument(verb: str, need_instr: str, need_meas: str, cap: Capability) -> str:
+    it, ms = cap.instrument_type, cap.measurand
+    return f"{verb} {instruments.judge(need_instr, need_meas, it.zh, it.en, ms.zh, ms.en, cap.keywords).why}"
 
 
 def _txt_service_kind(cap_sk: ServiceKind, sk: ServiceKind) -> str:
@@ -870,8 +926,10 @@ def _rank(need: Need, eligible: list[list], p_min: float | None, wts: ScoreWeigh
     eligible.sort()
     scored = eligible if max_candidates is None else eligible[:max_candidates]
     n_explain = len(scored) if explain is None else max(explain, 0)
+    ctx = (f"covers {_fmt(need.range_min)}–{_fmt(need.range_max)} {need.display_unit}; ",
+           f"≥ {_fmt(req)}:1 required ({rule_text}); ")  # the same for every candidate
     out = [_candidate(need, (e[9], e[10], e[11], e[12], e[13], e[15]), -e[0], e[14], e[16], days_left, req,
-                      rule_text)
+                      rule_text, ctx)
            for e in scored[:n_explain]]
     if len(scored) > n_explain:  # the rest: every number, no paragraph (hot: thousands at 1M rows)
         n_unit, mult = need.display_unit, need.unit_mult
@@ -913,7 +971,7 @@ class _CandidateFields:
 
 
 def _candidate(need: Need, e: tuple, score: float, prox: float, missed: bool, days_left: int | None, req: float,
-               rule_text: str) -> Candidate:
+               rule_text: str, ctx: tuple[str, str] | None = None) -> Candidate:
     cap, centre, used, w, ld, im = e
     ratio, x, bi, u95, t = w
     wp = _point_in_need_unit(need, x)
@@ -937,12 +995,15 @@ def _candidate(need: Need, e: tuple, score: float, prox: float, missed: bool, da
     bands_txt = " joined with ".join(_band_text(cap.bands[i]) for i in used)
     name = (centre.name.zh or centre.name.en) if centre is not None else cap.centre_id
     tur_txt = "∞" if ratio == math.inf else _fmt(ratio)
+    if ctx is None:
+        ctx = (f"covers {_fmt(need.range_min)}–{_fmt(need.range_max)} {n_unit}; ",
+               f"≥ {_fmt(req)}:1 required ({rule_text}); ")
     explanation = (
         f"{name} [{cap.centre_id}/{cap.capability_id} v{cap.version}, {SERVICE_KIND_ZH[cap.service_kind]} "
-        f"{cap.method_code}]: {instr_txt}{bands_txt} covers {_fmt(need.range_min)}–{_fmt(need.range_max)} {n_unit}; "
+        f"{cap.method_code}]: {instr_txt}{bands_txt} {ctx[0]}"
         f"worst point {_fmt(wp)} {n_unit} in {_band_text(cap.bands[bi])}: "
         f"U = {_fmt(need.delta_from_si(u95))} {n_unit} (k=2, 95 %) against tolerance "
-        f"±{_fmt(need.delta_from_si(t))} {n_unit}, TUR {tur_txt}:1 ≥ {_fmt(req)}:1 required ({rule_text}); "
+        f"±{_fmt(need.delta_from_si(t))} {n_unit}, TUR {tur_txt}:1 {ctx[1]}"
         f"{where}; {timing}; price ¥{_fmt(cap.price_cny)}; load {ld:.0%}; score {score:.3f}."
     )
     return Candidate(

@@ -458,10 +458,13 @@ def test_instrument_narrowing_matches_judge_on_every_capability(initial, ops, qu
 
 @pytest.fixture
 def monkeypatch_chunks(monkeypatch):
-    """Tiny chunks so that the property test exercises chunk splits and removals."""
+    """Tiny blocks so that the property test exercises several blocks per table, tail appends, removals and
+    compactions."""
     import metrofed.domain.catalog as catalog
+    import metrofed.domain.route_table as route_table
 
-    monkeypatch.setattr(catalog, "_CHUNK_MAX", 4)
+    monkeypatch.setattr(route_table, "_BLOCK", 4)
+    monkeypatch.setattr(route_table, "_TAIL", 3)
     monkeypatch.setattr(catalog, "_SMALL_SET", 3)
     return None
 
@@ -541,7 +544,10 @@ def test_index_with_uncertainty_bound_keeps_everything_the_router_accepts(specs,
     assert not route_need(snap, need, {}, today, exclude_centres=frozenset({"cz-robot"})).candidates
 
 
-def test_live_upsert_copies_only_the_buckets_it_touches():
+def test_live_upsert_copies_only_the_buckets_it_touches(monkeypatch):
+    import metrofed.domain.route_table as route_table
+
+    monkeypatch.setattr(route_table, "_BLOCK", 256)
     caps = [cap("sh-icv", f"p{i}", bands=[mpa(0, 10 + i)]) for i in range(2000)] + \
         [torque_wrench(capid=f"t{i}") for i in range(50)]
     cat = loaded(*caps)
@@ -552,8 +558,8 @@ def test_live_upsert_copies_only_the_buckets_it_touches():
     pressure = ("pressure", CAL)
     assert after._buckets[torque] is before._buckets[torque]  # untouched bucket shared
     (b0,), (b1,) = before._buckets[pressure].values(), after._buckets[pressure].values()
-    shared = sum(1 for c in b1.chunks if any(c is d for d in b0.chunks))
-    assert len(b1.chunks) > 4 and shared >= len(b1.chunks) - 2  # only the chunks it moved through copied
+    shared = sum(1 for c in b1.blocks if any(c is d for d in b0.blocks))
+    assert len(b1.blocks) > 4 and shared >= len(b1.blocks) - 2  # only the blocks it touched copied
     same_shards = sum(1 for x, y in zip(before._entries._shards, after._entries._shards) if x is y)
     assert same_shards == len(after._entries._shards) - 1
     assert before.get("sh-icv", "p7").version == 1 and after.get("sh-icv", "p7").version == 2

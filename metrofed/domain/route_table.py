@@ -1,0 +1,286 @@
+"""The routing index's storage: the entries of one (quantity kind, service kind, instrument group), in columns.
+
+An *entry* is one contiguous interval of a capability's joined coverage (``catalog.joined_coverage``): a
+capability with a gap between its bands has two. Besides the interval and the uncertainty floor the
+lookup reads (``covering``), each entry carries, as numbers, everything the router's rules 3-7 and its
+score read of the capability -- the bands of the interval (up to ``NB``), centre, site, capacity, price,
+lead time, method code and instrument text (the last three as interned ids) -- so that
+``indexed_routing`` can judge thousands of entries per request with array operations instead of a Python
+loop per capability.
+
+An entry is *simple* when those numbers decide the rules exactly as ``routing.route`` does: its bands'
+units fit the quantity kind, their data are finite, the interval is exactly one of the router's segments
+(bands joined at eps 0) and holds at most ``NB`` bands. Whether a segment seam could close at a
+request's tolerance is decided per request from ``seam`` (the capability's smallest gap between
+segments). Everything else is routed by ``routing.route`` itself.
+
+Storage: a table is a tuple of immutable blocks of columns (numpy arrays). A live insert copies only the
+last block while it is small (``_TAIL`` rows), else starts a new one; a removal copies one block's
+``alive`` mask (and compacts the block when half of it is dead). A snapshot that shares a table shares
+its blocks.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+
+from .capability import Capability, Site
+from .instruments import _cap_texts, _heads_quals
+from .routing import _band_data, _segments, _unit_fits  # the router's own definitions: one truth
+
+NB = 3  # bands of one interval held in columns; an interval with more is routed by routing.route
+_BLOCK = 65536  # rows per block when a table is built (fewer, larger blocks: fewer array calls per lookup)
+_TAIL = 1024  # a live insert copies the last block while it has fewer rows than this, else starts one
+
+# Band data fields (the first axis of ``Block.bands``, shaped (field, row, band)): routing._band_data's tuple.
+B_LO, B_HI, B_UR, B_UA, B_F95, B_Z = range(6)
+
+SITE_CODE = {Site.LAB: 0, Site.ON_SITE: 1, Site.BOTH: 2}
+
+
+class Interner:
+    """Strings (or tuples) <-> dense ints, append-only and process-wide, so that array columns can hold
+    them and per-request lookup tables can be indexed by them. Appends happen on the catalog's writer
+    thread; readers only index ``values`` below a length they read first."""
+
+    __slots__ = ("ids", "values")
+
+    def __init__(self) -> None:
+        self.ids: dict = {}
+        self.values: list = []
+
+    def __call__(self, v) -> int:
+        i = self.ids.get(v)
+        if i is None:
+            i = self.ids[v] = len(self.values)
+            self.values.append(v)
+        return i
+
+
+CENTRES = Interner()  # centre id
+CODES = Interner()  # method code
+ITEXTS = Interner()  # (instrument zh, en, measurand zh, en, keywords): what instruments.judge reads
+HEADS = Interner()  # instruments._heads_quals of the capability's texts: judge's relevance depends only on it
+HEADS_TEXT: list[int] = []  # HEADS id -> an ITEXTS id with that parse (to ask judge about it)
+MEASURANDS = Interner()  # (measurand zh, en)
+
+
+_TEXT_COLS: list[tuple[int, int]] = []  # ITEXTS id -> (HEADS id, MEASURANDS id), computed with the text's id
+
+
+def _derive(cap: Capability, intervals) -> tuple:
+    """(per-interval (simple, bands array rows, band count), seam, capability columns) for one capability."""
+    kind = cap.quantity_kind
+    bands = cap.bands
+    per: list[tuple] = [(False, None, 0)] * len(intervals)
+    seam = math.inf
+    ok = bool(bands)
+    if ok:
+        try:
+            ok = all(_unit_fits(b.unit, kind) for b in bands)
+            bd = [_band_data(b, kind) for b in bands] if ok else []
+        except Exception:  # noqa: BLE001 - a kind or uncertainty the rules judge (and fail) themselves
+            ok = False
+    # a non-finite number anywhere makes the sum non-finite (so may an overflow: then simply not simple)
+    if ok and len(bd) == 1 and len(intervals) == 1:  # the common case, without the general machinery below
+        row = bd[0]
+        if math.isfinite(sum(row)) and row[0] == intervals[0][0] and row[1] == intervals[0][1]:
+            per = [(True, bd, 1)]
+    elif ok and math.isfinite(sum(map(sum, bd))):
+        segs = _segments(bands, 0.0)
+        for j in range(1, len(segs)):
+            gap = segs[j][0] - segs[j - 1][1]
+            if gap < seam:
+                seam = gap
+        if len(segs) == len(intervals) and all(s[0] == iv[0] and s[1] == iv[1] for s, iv in zip(segs, intervals)):
+            ok = all(len(s[2]) <= NB for s in segs)  # simple as a whole: never half in each path
+            per = [(ok, [bd[i] for i in s[2]], len(s[2])) for s in segs]
+    it, ms = cap.instrument_type, cap.measurand
+    itok = ITEXTS((it.zh, it.en, ms.zh, ms.en, cap.keywords))
+    if itok == len(_TEXT_COLS):  # a text not seen before
+        hq = HEADS(_heads_quals(*_cap_texts(it.zh, it.en, ms.zh, ms.en), True))  # cached: the group key parsed it
+        if hq == len(HEADS_TEXT):
+            HEADS_TEXT.append(itok)
+        _TEXT_COLS.append((hq, MEASURANDS((ms.zh, ms.en))))
+    hq, meas = _TEXT_COLS[itok]
+    cols = (CENTRES(cap.centre_id), SITE_CODE.get(cap.site, 2), cap.capacity_per_month, cap.price_cny,
+            cap.lead_time_days, CODES(cap.method_code), itok, hq, meas)
+    return per, seam, cols
+
+
+class Block:
+    """Immutable columns of up to a few thousand entries; ``alive`` masks removed ones."""
+
+    __slots__ = ("lo", "hi", "ur", "ua", "uz", "hkey", "alive", "nlive", "simple", "seam", "bands", "nb", "centre",
+                 "site", "capn", "price", "lead", "code", "itok", "hq", "meas", "nseg", "caps", "keys", "plain", "b0", "seam_floor")
+
+    def _finish(self) -> "Block":
+        # plain: every row simple (and the smallest seam, else -inf): a lookup with a tolerance below it
+        # skips the per-row check
+        self.seam_floor = float(self.seam.min()) if len(self.seam) else math.inf
+        self.plain = self.seam_floor if self.simple.all() else -math.inf
+        # the first band's U fields (relative, absolute, factor to 95 %, zero), contiguous: what a request
+        # whose range lies in one band reads of every row
+        self.b0 = np.ascontiguousarray(self.bands[B_UR:B_Z + 1, :, 0])
+        return self
+
+    def __len__(self) -> int:
+        return len(self.caps)
+
+    @classmethod
+    def of_rows(cls, rows: list[tuple]) -> "Block":
+        """``rows``: (lo, key, hi, cap, ur, ua, derived, interval index, uz) -- see GroupTable.rows_of."""
+        b = cls()
+        n = len(rows)
+        lo, key, hi, caps, ur, ua, derived, jj, uz = zip(*rows) if n else ((),) * 9
+        b.lo = np.array(lo, np.float64)
+        b.hi = np.array(hi, np.float64)
+        b.ur = np.array(ur, np.float64)
+        b.ua = np.array(ua, np.float64)
+        b.uz = np.array(uz, np.float64)
+        b.hkey = np.fromiter(map(hash, key), np.int64, n)
+        b.alive = np.ones(n, np.bool_)
+        b.nlive = n
+        pers = [d[0][j] for d, j in zip(derived, jj)]
+        b.simple = np.fromiter((p[0] for p in pers), np.bool_, n)
+        b.nb = np.fromiter((p[2] if p[0] else 0 for p in pers), np.int8, n)
+        bands = np.zeros((n, NB, 6))
+        one = np.flatnonzero(b.nb == 1)
+        if len(one):  # the usual row: one band, filled in one assignment
+            bands[one, 0, :] = np.array([pers[j][1][0] for j in one.tolist()], np.float64).reshape(len(one), 6)
+        for j in np.flatnonzero(b.nb > 1).tolist():
+            bdl = pers[j][1]
+            bands[j, :len(bdl), :] = bdl
+        b.bands = np.ascontiguousarray(bands.transpose(2, 0, 1))
+        b.seam = np.fromiter((d[1] for d in derived), np.float64, n)
+        c = np.fromiter(itertools.chain.from_iterable(d[2] for d in derived), np.float64, n * 9).reshape(n, 9)
+        b.centre = c[:, 0].astype(np.int32)
+        b.site = c[:, 1].astype(np.int8)
+        b.capn = c[:, 2].copy()
+        b.price = c[:, 3].copy()
+        b.lead = c[:, 4].copy()
+        b.code = c[:, 5].astype(np.int32)
+        b.itok = c[:, 6].astype(np.int32)
+        b.hq = c[:, 7].astype(np.int32)
+        b.meas = c[:, 8].astype(np.int32)
+        b.nseg = np.fromiter((len(d[0]) for d in derived), np.int16, n)
+        b.caps = list(caps)
+        b.keys = list(key)
+        return b._finish()
+
+    def _with_alive(self, alive: np.ndarray, nlive: int) -> "Block":
+        b = Block()
+        for s in Block.__slots__:
+            setattr(b, s, getattr(self, s))
+        b.alive = alive
+        b.nlive = nlive
+        return b
+
+    def take(self, idx: np.ndarray) -> "Block":
+        """A new block of the rows ``idx`` (in that order)."""
+        b = Block()
+        for s in ("lo", "hi", "ur", "ua", "uz", "hkey", "simple", "seam", "nb", "centre", "site", "capn",
+                  "price", "lead", "code", "itok", "hq", "meas", "nseg"):
+            setattr(b, s, getattr(self, s)[idx])
+        b.bands = self.bands[:, idx, :]
+        b.alive = np.ones(len(idx), np.bool_)
+        b.nlive = len(idx)
+        b.caps = [self.caps[j] for j in idx]
+        b.keys = [self.keys[j] for j in idx]
+        return b._finish()
+
+    @staticmethod
+    def concat(blocks: list["Block"]) -> "Block":
+        b = Block()
+        for s in ("lo", "hi", "ur", "ua", "uz", "hkey", "alive", "simple", "seam", "nb", "centre", "site",
+                  "capn", "price", "lead", "code", "itok", "hq", "meas", "nseg"):
+            setattr(b, s, np.concatenate([getattr(x, s) for x in blocks]))
+        b.bands = np.concatenate([x.bands for x in blocks], axis=1)
+        b.nlive = sum(x.nlive for x in blocks)
+        b.caps = [c for x in blocks for c in x.caps]
+        b.keys = [k for x in blocks for k in x.keys]
+        return b._finish()
+
+
+class GroupTable:
+    """The entries of one instrument group of a (quantity kind, service kind) bucket."""
+
+    __slots__ = ("blocks", "n")
+
+    def __init__(self, blocks: tuple[Block, ...]):
+        self.blocks = blocks
+        self.n = sum(b.nlive for b in blocks)
+
+    @staticmethod
+    def rows_of(cap: Capability, key: str, intervals, ur: float, ua: float, uz: float) -> list[tuple]:
+        """Rows of one capability: its intervals, with its uncertainty floor U95 >= ur*|x - uz| + ua."""
+        derived = _derive(cap, intervals)
+        return [(lo, key, hi, cap, ur, ua, derived, j, uz) for j, (lo, hi) in enumerate(intervals)]
+
+    @classmethod
+    def build(cls, rows: list[tuple]) -> "GroupTable":
+        rows.sort(key=lambda r: (r[0], r[1]))
+        return cls(tuple(Block.of_rows(rows[i:i + _BLOCK]) for i in range(0, len(rows), _BLOCK)))
+
+    def insert(self, rows: list[tuple]) -> "GroupTable":
+        blocks = list(self.blocks)
+        new = Block.of_rows(rows)
+        if blocks and len(blocks[-1]) + len(new) <= _TAIL:
+            blocks[-1] = Block.concat([blocks[-1], new])
+        else:
+            blocks.append(new)
+        return GroupTable(tuple(blocks))
+
+    def remove(self, key: str) -> "GroupTable":
+        """Without every entry of ``key``."""
+        h = hash(key)
+        blocks = list(self.blocks)
+        changed = False
+        for i, b in enumerate(self.blocks):
+            hits = np.flatnonzero((b.hkey == h) & b.alive)
+            hits = [j for j in hits if b.keys[j] == key]
+            if not hits:
+                continue
+            changed = True
+            alive = b.alive.copy()
+            alive[hits] = False
+            nlive = b.nlive - len(hits)
+            if nlive == 0:
+                blocks[i] = None
+            elif nlive * 2 < len(b):
+                blocks[i] = b.take(np.flatnonzero(alive))
+            else:
+                blocks[i] = b._with_alive(alive, nlive)
+        if not changed:
+            return self
+        return GroupTable(tuple(b for b in blocks if b is not None))
+
+    # -- reading -------------------------------------------------------------------------------------
+    def covering(self, a: float, b: float, out: list, probe: tuple[float, float] | None = None,
+                 seams: tuple[float, float, float] | None = None) -> None:
+        """Append the capabilities of entries with lo <= a and hi >= b (and, with ``probe`` = (x, u_max),
+        whose uncertainty floor at x does not exceed u_max). With ``seams`` = (seam max, lo max, hi min),
+        also the entries of capabilities with a seam between intervals up to seam max that overlap
+        (lo <= lo max, hi >= hi min): a tolerance that joins them may make them cover."""
+        for bl in self.blocks:
+            m = bl.alive & (bl.lo <= a) & (bl.hi >= b)
+            if seams is not None and bl.seam_floor <= seams[0]:
+                m |= bl.alive & (bl.seam <= seams[0]) & (bl.lo <= seams[1]) & (bl.hi >= seams[2])
+            if probe is not None:
+                m &= bl.ur * np.abs(probe[0] - bl.uz) + bl.ua <= probe[1]
+            caps = bl.caps
+            out.extend(caps[j] for j in np.flatnonzero(m).tolist())
+
+    def all(self, out: list) -> None:
+        for bl in self.blocks:
+            if bl.nlive == len(bl):
+                out.extend(bl.caps)
+            else:
+                caps = bl.caps
+                out.extend(caps[j] for j in np.flatnonzero(bl.alive).tolist())
+
+
+EMPTY_TABLE = GroupTable(())

@@ -40,7 +40,7 @@ import numpy as np
 
 from . import legal, routing
 from .capability import MEASURING_KINDS, ServiceKind, Site
-from .instruments import OVERLAP_MAX, judge, measurand_tokens, need_key, need_tokens
+from .instruments import OVERLAP_MAX, judge, measurand_tokens, need_key, need_tokens, overlap_relevance
 from .route_table import CENTRES, CODES, HEADS, HEADS_TEXT, ITEXTS, MEASURANDS, NB
 
 RC = routing.ReasonCode
@@ -479,8 +479,8 @@ def _top(rows: _Rows, base: np.ndarray, k: int, need, check_instrument: bool, we
         for j in np.flatnonzero(~known[ks]).tolist():
             tk = int(itok[ks[j]])
             v = memo.get(tk)
-            if v is None:
-                v = memo[tk] = rel(tk)
+            if v is None:  # an unknown row is ranked by word overlap (judge's branch for it)
+                v = memo[tk] = w_i * overlap_relevance(ni, nm, *texts[tk])
             exact[j] = v
         s = base[ks] + exact
         kth = np.partition(s, len(s) - k)[len(s) - k]

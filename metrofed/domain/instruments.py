@@ -490,6 +490,21 @@ def _qual_text(group: str, values: frozenset) -> str:
     return "/".join(f"{v} ({_QUAL_ZH[v]})" if v in _QUAL_ZH else v for v in vs)
 
 
+def _overlap(need_instrument: str, need_measurand: str, cap_texts: tuple[str, str],
+             cap_keywords: tuple[str, ...]) -> float:
+    n_tok = _profile_tokens(need_instrument, need_measurand, "")
+    return len(n_tok & _profile_tokens(*cap_texts, " ".join(cap_keywords))) / len(n_tok) if n_tok else 0.0
+
+
+def overlap_relevance(need_instrument: str, need_measurand: str, cap_instrument_zh: str, cap_instrument_en: str,
+                      cap_measurand_zh: str = "", cap_measurand_en: str = "",
+                      cap_keywords: tuple[str, ...] = ()) -> float:
+    """``judge(...).relevance`` when either side names no instrument the vocabulary knows (ranked by word
+    overlap), without the rest of judge's work."""
+    cap_texts = _cap_texts(cap_instrument_zh, cap_instrument_en, cap_measurand_zh, cap_measurand_en)
+    return round(OVERLAP_MAX * _overlap(need_instrument, need_measurand, cap_texts, cap_keywords), 6)
+
+
 @functools.lru_cache(maxsize=262_144)
 def judge(need_instrument: str, need_measurand: str, cap_instrument_zh: str, cap_instrument_en: str,
           cap_measurand_zh: str = "", cap_measurand_en: str = "",
@@ -501,8 +516,7 @@ def judge(need_instrument: str, need_measurand: str, cap_instrument_zh: str, cap
     cap_name = _name(cap_instrument_zh, cap_instrument_en)
     need_name = (need_instrument or need_measurand).strip() or "(unnamed)"
     if not need.heads or not cap.heads:
-        n_tok = _profile_tokens(need_instrument, need_measurand, "")
-        overlap = len(n_tok & _profile_tokens(*cap_texts, " ".join(cap_keywords))) / len(n_tok) if n_tok else 0.0
+        overlap = _overlap(need_instrument, need_measurand, cap_texts, cap_keywords)
         rel = round(OVERLAP_MAX * overlap, 6)
         if not need.heads:
             why = (f"the need names no instrument the vocabulary knows ({need_name}): ranked by word overlap "

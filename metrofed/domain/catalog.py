@@ -100,6 +100,9 @@ def joined_coverage(cap: Capability) -> tuple[tuple[float, float], ...]:
     """
     if not cap.bands:
         return ((-_INF, _INF),)
+    if len(cap.bands) == 1:  # most capabilities
+        b = cap.bands[0]
+        return ((b.lo_si, b.hi_si),) if b.lo_si <= b.hi_si else ((b.hi_si, b.lo_si),)
     spans = sorted((min(b.lo_si, b.hi_si), max(b.lo_si, b.hi_si)) for b in cap.bands)
     out: list[list[float]] = []
     for lo, hi in spans:
@@ -965,7 +968,7 @@ class CatalogSnapshot:
             bk, g = (new.quantity_kind, new.service_kind), instrument_group(new)
             groups = dict(buckets.get(bk, _EMPTY_DICT))
             bucket = groups.get(g, _EMPTY_BUCKET)
-            bucket = bucket.insert(GroupTable.rows_of(new, key, joined_coverage(new), *_u_floor(new)))
+            bucket = bucket.insert(GroupTable.rows_of(new, key, joined_coverage(new), _u_floor))
             groups[g] = bucket
             buckets[bk] = groups
         old_t = _doc_tokens(old) if old is not None else _EMPTY_FS
@@ -1141,7 +1144,7 @@ class CatalogBuilder:
             r = groups.get(g)
             if r is None:
                 r = groups[g] = []
-            r.extend(GroupTable.rows_of(cap, key, joined_coverage(cap), *_u_floor(cap)))
+            r.extend(GroupTable.rows_of(cap, key, joined_coverage(cap), _u_floor))
             for tok in _doc_tokens(cap):
                 pl = posting_lists.get(tok)
                 if pl is None:

@@ -29,7 +29,7 @@ import numpy as np
 
 from .capability import Capability, Site
 from .instruments import _cap_texts, _heads_quals
-from .routing import _band_data, _segments, _unit_fits  # the router's own definitions: one truth
+from .routing import _DIM_OK_TRUE, _band_data, _segments, _unit_fits  # the router's own definitions: one truth
 
 NB = 3  # bands of one interval held in columns; an interval with more is routed by routing.route
 _BLOCK = 65536  # rows per block when a table is built (fewer, larger blocks: fewer array calls per lookup)
@@ -68,6 +68,7 @@ HEADS_TEXT: list[int] = []  # HEADS id -> an ITEXTS id with that parse (to ask j
 MEASURANDS = Interner()  # (measurand zh, en)
 
 
+_TEXT_IDS, _CENTRE_IDS, _CODE_IDS = ITEXTS.ids, CENTRES.ids, CODES.ids  # direct lookups on the hot path
 _TEXT_COLS: list[tuple[int, int]] = []  # ITEXTS id -> (HEADS id, MEASURANDS id), computed with the text's id
 
 
@@ -78,6 +79,17 @@ def _derive(cap: Capability, intervals) -> tuple:
     per: list[tuple] = [(False, None, 0)] * len(intervals)
     seam = math.inf
     ok = bool(bands)
+    if len(bands) == 1 and len(intervals) == 1:  # most capabilities: the same checks, without the loops
+        ok = False
+        b = bands[0]
+        try:
+            if (b.unit, kind) in _DIM_OK_TRUE or _unit_fits(b.unit, kind):
+                row = _band_data(b, kind)
+                # a non-finite number makes the sum non-finite (so may an overflow: then simply not simple)
+                if math.isfinite(sum(row)) and row[0] == intervals[0][0] and row[1] == intervals[0][1]:
+                    per = [(True, [row], 1)]
+        except Exception:  # noqa: BLE001 - a kind or uncertainty the rules judge (and fail) themselves
+            pass
     if ok:
         try:
             ok = all(_unit_fits(b.unit, kind) for b in bands)
@@ -99,16 +111,27 @@ def _derive(cap: Capability, intervals) -> tuple:
             ok = all(len(s[2]) <= NB for s in segs)  # simple as a whole: never half in each path
             per = [(ok, [bd[i] for i in s[2]], len(s[2])) for s in segs]
     it, ms = cap.instrument_type, cap.measurand
-    itok = ITEXTS((it.zh, it.en, ms.zh, ms.en, cap.keywords))
+    text = (it.zh, it.en, ms.zh, ms.en, cap.keywords)
+    itok = _TEXT_IDS.get(text)
+    if itok is None:
+        itok = ITEXTS(text)
     if itok == len(_TEXT_COLS):  # a text not seen before
         hq = HEADS(_heads_quals(*_cap_texts(it.zh, it.en, ms.zh, ms.en), True))  # cached: the group key parsed it
         if hq == len(HEADS_TEXT):
             HEADS_TEXT.append(itok)
         _TEXT_COLS.append((hq, MEASURANDS((ms.zh, ms.en))))
     hq, meas = _TEXT_COLS[itok]
-    cols = (CENTRES(cap.centre_id), SITE_CODE.get(cap.site, 2), cap.capacity_per_month, cap.price_cny,
-            cap.lead_time_days, CODES(cap.method_code), itok, hq, meas)
+    centre = _CENTRE_IDS.get(cap.centre_id)
+    code = _CODE_IDS.get(cap.method_code)
+    cols = (CENTRES(cap.centre_id) if centre is None else centre, SITE_CODE.get(cap.site, 2), cap.capacity_per_month,
+            cap.price_cny, cap.lead_time_days, CODES(cap.method_code) if code is None else code, itok, hq, meas)
     return per, seam, cols
+
+
+_PAD = (0.0,) * 6
+# the numbers of a row: lo, hi, floor (ur, ua, uz), seam, simple, band count, intervals of the capability,
+# the capability's 9 columns (see _derive), the first band's 6 fields
+_NUMS = 24
 
 
 class Block:
@@ -132,43 +155,34 @@ class Block:
 
     @classmethod
     def of_rows(cls, rows: list[tuple]) -> "Block":
-        """``rows``: (lo, key, hi, cap, ur, ua, derived, interval index, uz) -- see GroupTable.rows_of."""
+        """``rows``: (lo, key, hi, cap, numbers, further bands) -- see GroupTable.rows_of."""
         b = cls()
         n = len(rows)
-        lo, key, hi, caps, ur, ua, derived, jj, uz = zip(*rows) if n else ((),) * 9
-        b.lo = np.array(lo, np.float64)
-        b.hi = np.array(hi, np.float64)
-        b.ur = np.array(ur, np.float64)
-        b.ua = np.array(ua, np.float64)
-        b.uz = np.array(uz, np.float64)
-        b.hkey = np.fromiter(map(hash, key), np.int64, n)
+        m = np.fromiter(itertools.chain.from_iterable(r[4] for r in rows), np.float64, n * _NUMS).reshape(n, _NUMS)
+        b.lo, b.hi, b.ur, b.ua, b.uz, b.seam = (m[:, j].copy() for j in range(6))
+        b.simple = m[:, 6] != 0
+        b.nb = m[:, 7].astype(np.int8)
+        b.nseg = m[:, 8].astype(np.int16)
+        b.centre = m[:, 9].astype(np.int32)
+        b.site = m[:, 10].astype(np.int8)
+        b.capn = m[:, 11].copy()
+        b.price = m[:, 12].copy()
+        b.lead = m[:, 13].copy()
+        b.code = m[:, 14].astype(np.int32)
+        b.itok = m[:, 15].astype(np.int32)
+        b.hq = m[:, 16].astype(np.int32)
+        b.meas = m[:, 17].astype(np.int32)
+        bands = np.zeros((6, n, NB))
+        bands[:, :, 0] = m[:, 18:24].T
+        for j in [j for j, r in enumerate(rows) if r[5]]:  # the rare interval of several bands
+            for t, bd in enumerate(rows[j][5], 1):
+                bands[:, j, t] = bd
+        b.bands = bands
+        b.hkey = np.fromiter(map(hash, (r[1] for r in rows)), np.int64, n)
         b.alive = np.ones(n, np.bool_)
         b.nlive = n
-        pers = [d[0][j] for d, j in zip(derived, jj)]
-        b.simple = np.fromiter((p[0] for p in pers), np.bool_, n)
-        b.nb = np.fromiter((p[2] if p[0] else 0 for p in pers), np.int8, n)
-        bands = np.zeros((n, NB, 6))
-        one = np.flatnonzero(b.nb == 1)
-        if len(one):  # the usual row: one band, filled in one assignment
-            bands[one, 0, :] = np.array([pers[j][1][0] for j in one.tolist()], np.float64).reshape(len(one), 6)
-        for j in np.flatnonzero(b.nb > 1).tolist():
-            bdl = pers[j][1]
-            bands[j, :len(bdl), :] = bdl
-        b.bands = np.ascontiguousarray(bands.transpose(2, 0, 1))
-        b.seam = np.fromiter((d[1] for d in derived), np.float64, n)
-        c = np.fromiter(itertools.chain.from_iterable(d[2] for d in derived), np.float64, n * 9).reshape(n, 9)
-        b.centre = c[:, 0].astype(np.int32)
-        b.site = c[:, 1].astype(np.int8)
-        b.capn = c[:, 2].copy()
-        b.price = c[:, 3].copy()
-        b.lead = c[:, 4].copy()
-        b.code = c[:, 5].astype(np.int32)
-        b.itok = c[:, 6].astype(np.int32)
-        b.hq = c[:, 7].astype(np.int32)
-        b.meas = c[:, 8].astype(np.int32)
-        b.nseg = np.fromiter((len(d[0]) for d in derived), np.int16, n)
-        b.caps = list(caps)
-        b.keys = list(key)
+        b.caps = [r[3] for r in rows]
+        b.keys = [r[1] for r in rows]
         return b._finish()
 
     def _with_alive(self, alive: np.ndarray, nlive: int) -> "Block":
@@ -215,10 +229,22 @@ class GroupTable:
         self.n = sum(b.nlive for b in blocks)
 
     @staticmethod
-    def rows_of(cap: Capability, key: str, intervals, ur: float, ua: float, uz: float) -> list[tuple]:
-        """Rows of one capability: its intervals, with its uncertainty floor U95 >= ur*|x - uz| + ua."""
-        derived = _derive(cap, intervals)
-        return [(lo, key, hi, cap, ur, ua, derived, j, uz) for j, (lo, hi) in enumerate(intervals)]
+    def rows_of(cap: Capability, key: str, intervals, u_floor) -> list[tuple]:
+        """Rows of one capability: one per interval, (lo, key, hi, cap, numbers, further bands), the numbers
+        being Block's columns in ``_NUMS`` order. ``u_floor(cap)`` = (ur, ua, uz) with U95 >= ur*|x - uz| + ua
+        in every band (catalog._u_floor); for a simple one-band capability it is read off its band data."""
+        per, seam, cols = _derive(cap, intervals)
+        if len(per) == 1 and per[0][0] and per[0][2] == 1:
+            _lo, _hi, r_, a_, f95, bz = per[0][1][0]
+            head = (f95 * r_, f95 * a_, bz if r_ else 0.0, seam)  # = u_floor(cap), without its pass over the bands
+        else:
+            head = (*u_floor(cap), seam)
+        nseg = len(per)
+        out = []
+        for (lo, hi), (ok, bdl, k) in zip(intervals, per):
+            nums = (lo, hi) + head + ((1.0, k, nseg) if ok else (0.0, 0, nseg)) + cols + (bdl[0] if ok else _PAD)
+            out.append((lo, key, hi, cap, nums, bdl[1:] if ok and k > 1 else None))
+        return out
 
     @classmethod
     def build(cls, rows: list[tuple]) -> "GroupTable":

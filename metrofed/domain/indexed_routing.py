@@ -148,8 +148,9 @@ def _select(tables, lo_max: float, hi_min: float, excl: np.ndarray | None, seam_
     the uncertainty check at a ``probe`` point (x, U max) as _Rows, complex capabilities, deduplicated).
 
     A probe is a sound bound (see ``_probes``): an entry whose smallest U of any band at x exceeds U max
-    fails rule 4, so it is counted and kept for the rejection list without being evaluated. ``but_not`` = (lo_max, hi_min) leaves out the simple entries that also meet
-    that (narrower) condition: the overlap pass takes the covering ones from the first pass. ``overlap`` =
+    fails rule 4, so it is counted and kept for the rejection list without being evaluated. ``but_not`` =
+    (lo_max, hi_min) leaves out the simple entries that also meet that (narrower) condition: the overlap pass
+    takes the covering ones from the first pass. ``overlap`` =
     (lo_max, hi_min) of the overlap test: a capability with a seam narrower than ``seam_min`` is taken
     (complex) when any of its intervals overlaps the range, since the router's tolerance may join intervals
     the index keeps apart."""

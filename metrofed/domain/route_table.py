@@ -96,12 +96,7 @@ def _derive(cap: Capability, intervals) -> tuple:
             bd = [_band_data(b, kind) for b in bands] if ok else []
         except Exception:  # noqa: BLE001 - a kind or uncertainty the rules judge (and fail) themselves
             ok = False
-    # a non-finite number anywhere makes the sum non-finite (so may an overflow: then simply not simple)
-    if ok and len(bd) == 1 and len(intervals) == 1:  # the common case, without the general machinery below
-        row = bd[0]
-        if math.isfinite(sum(row)) and row[0] == intervals[0][0] and row[1] == intervals[0][1]:
-            per = [(True, bd, 1)]
-    elif ok and math.isfinite(sum(map(sum, bd))):
+    if ok and math.isfinite(sum(map(sum, bd))):  # (non-finite anywhere: the sum is)
         segs = _segments(bands, 0.0)
         for j in range(1, len(segs)):
             gap = segs[j][0] - segs[j - 1][1]
@@ -135,10 +130,11 @@ _NUMS = 24
 
 
 class Block:
-    """Immutable columns of up to a few thousand entries; ``alive`` masks removed ones."""
+    """Immutable columns of up to ``_BLOCK`` entries; ``alive`` masks removed ones."""
 
     __slots__ = ("lo", "hi", "ur", "ua", "uz", "hkey", "alive", "nlive", "simple", "seam", "bands", "nb", "centre",
-                 "site", "capn", "price", "lead", "code", "itok", "hq", "meas", "nseg", "caps", "keys", "plain", "b0", "seam_floor")
+                 "site", "capn", "price", "lead", "code", "itok", "hq", "meas", "nseg", "caps", "keys", "plain", "b0",
+                 "seam_floor")
 
     def _finish(self) -> "Block":
         # plain: every row simple (and the smallest seam, else -inf): a lookup with a tolerance below it

@@ -55,6 +55,8 @@ _INF = math.inf
 GATEWAY_CANDIDATES = 20
 
 _AUTH: dict[tuple, tuple] = {}  # (id(profile), kind, code, regulation) -> (profile, blocked)
+# (centre, its load, need city, need province, weights) -> routing._centre_facts (its profile first)
+_FACTS: dict[tuple, tuple] = {}
 _AUTH_MAX = 1 << 16
 
 
@@ -166,7 +168,9 @@ def _select(tables, lo_max: float, hi_min: float, excl: np.ndarray | None, seam_
                 caps = bl.caps
                 for j in np.flatnonzero(narrow).tolist():
                     cplx[id(caps[j])] = caps[j]
-            m = bl.alive & (bl.lo <= lo_max) & (bl.hi >= hi_min)
+            m = (bl.lo <= lo_max) & (bl.hi >= hi_min)
+            if bl.nlive != len(bl):
+                m &= bl.alive
             if excl is not None:
                 m &= ~np.isin(bl.centre, excl)
             idx = np.flatnonzero(m)
@@ -182,10 +186,11 @@ def _select(tables, lo_max: float, hi_min: float, excl: np.ndarray | None, seam_
             if but_not is not None and len(idx):
                 idx = idx[~((bl.lo[idx] <= but_not[0]) & (bl.hi[idx] >= but_not[1]))]
             if probe and len(idx):
-                ur, ua, uz = bl.ur[idx], bl.ua[idx], bl.uz[idx]
+                ur, ua = bl.ur[idx], bl.ua[idx]
+                uz = bl.uz[idx] if bl.any_uz else None
                 bad = None
                 for x, umax in probe:
-                    b = ur * np.abs(x - uz) + ua > umax
+                    b = (ur * (abs(x) if uz is None else np.abs(x - uz)) + ua) > umax
                     bad = b if bad is None else (bad | b)
                 if bad.any():
                     fails.append((bl, idx[bad]))
@@ -343,9 +348,17 @@ class _Facts:
         self.full = np.zeros(n, np.bool_)
         self.ld_term = np.zeros(n)
         self.p_term = np.zeros(n)
+        city, province = need.city, need.province
         for ci in present.tolist():
-            c, ld_full, _ld, _prox, ld_term, p_term = routing._centre_facts(
-                CENTRES.values[ci], centres, load, need.city, need.province, weights)
+            cid = CENTRES.values[ci]
+            prof = centres.get(cid)
+            key = (cid, load.get(cid), city, province, weights)
+            hit = _FACTS.get(key)
+            if hit is None or hit[0] is not prof:  # a profile replaced since: judge it again
+                if len(_FACTS) >= _AUTH_MAX:
+                    _FACTS.clear()
+                hit = _FACTS[key] = routing._centre_facts(cid, centres, load, city, province, weights)
+            c, ld_full, _ld, _prox, ld_term, p_term = hit
             self.profile[ci] = c
             self.full[ci] = ld_full is not None
             self.ld_term[ci] = ld_term

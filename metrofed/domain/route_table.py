@@ -134,12 +134,13 @@ class Block:
 
     __slots__ = ("lo", "hi", "ur", "ua", "uz", "hkey", "alive", "nlive", "simple", "seam", "bands", "nb", "centre",
                  "site", "capn", "price", "lead", "code", "itok", "hq", "meas", "nseg", "caps", "keys", "plain", "b0",
-                 "seam_floor")
+                 "seam_floor", "any_uz")
 
     def _finish(self) -> "Block":
         # plain: every row simple (and the smallest seam, else -inf): a lookup with a tolerance below it
         # skips the per-row check
         self.seam_floor = float(self.seam.min()) if len(self.seam) else math.inf
+        self.any_uz = bool(self.uz.any())  # a relative U counted from a zero other than 0 (°C ...)
         self.plain = self.seam_floor if self.simple.all() else -math.inf
         # the first band's U fields (relative, absolute, factor to 95 %, zero), contiguous: what a request
         # whose range lies in one band reads of every row

@@ -23,7 +23,7 @@ from metrofed import telemetry
 from metrofed.bus import topics
 from metrofed.bus.envelope import Decoded
 from metrofed.db.outbox import add_event, already_processed, utcnow
-from metrofed.domain.capability import DomainError, ServiceKind
+from metrofed.domain.capability import DomainError
 from metrofed.domain.catalog import Catalog, CatalogSnapshot, route_need
 from metrofed.domain.lifecycle import TERMINAL, RequestState, judge_status_event, transition
 from metrofed.domain.need import Need

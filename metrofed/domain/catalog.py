@@ -12,19 +12,20 @@ Three pieces:
 * :class:`Catalog` -- the holder. :meth:`Catalog.current` returns the snapshot in use; a finished rebuild is
   installed with a single reference assignment, so a reader sees the old snapshot or the new one, never an
   empty or half-built one. Live events after the catch-up derive a new snapshot from the current one by
-  copy-on-write of only the index buckets the event touches (a few chunks of a few hundred entries, a few
-  posting shards), never a full re-index.
+  copy-on-write of only the index buckets the event touches (one small column block, a few posting
+  shards), never a full re-index.
 
 The routing index (:meth:`CatalogSnapshot.candidates`) keys buckets by (quantity kind, service kind) and,
 inside those, by instrument group: the capability's *parsed* instrument (head nouns + qualifiers,
 ``instruments.capability_key``), all the router's instrument rule decides on, so a caller can skip whole
 groups the router would reject at a cost proportional to the distinct parsed instruments (a few dozen per
-bucket), not to the raw instrument texts (thousands). A bucket is a tuple of chunks partitioned by each entry's lowest covered value (``lo``), each chunk holding at
-most a few hundred entries *sorted by highest covered value (``hi``) descending*. A "covers [a, b]" query
-walks the chunks whose ``lo`` starts at or below ``a`` and, for chunks entirely below ``a``, takes the prefix
-with ``hi >= b`` by ``bisect`` and a slice. A capability whose bands leave gaps is indexed once per joined
-(contiguous) interval, so a hit is exact: the candidates are exactly the capabilities whose joined band
-coverage contains the query range (up to a 1e-9 relative tolerance), a superset of what the router accepts.
+bucket), not to the raw instrument texts (thousands). Each group's entries are numpy column blocks
+(:mod:`metrofed.domain.route_table`): a "covers [a, b]" query is a mask over them. A capability whose bands
+leave gaps is indexed once per joined (contiguous) interval, so a hit is exact: the candidates are the
+capabilities whose joined band coverage contains the query range (up to a 1e-9 relative tolerance), plus
+those whose intervals a seam narrower than a few tolerances separates and that overlap it -- a superset of
+what the router accepts. :func:`route_need` (the gateway's path) judges those columns as arrays
+(:mod:`metrofed.domain.indexed_routing`).
 
 Search (:meth:`CatalogSnapshot.search`) uses an inverted index of tokens: lower-cased English words (light
 plural folding), Chinese character bigrams plus whole terms, and normalised method codes (``jjg52``,
@@ -34,7 +35,6 @@ of per capability, so a centre rename costs nothing per capability.
 
 from __future__ import annotations
 
-import bisect
 import functools
 import gc
 import heapq

@@ -377,7 +377,6 @@ def _route(need: Need, candidates: Iterable[Capability], centres: Mapping[str, C
     days_left = (need.deadline - today).days if need.deadline is not None else None
     # The law names the regulation for this instrument: 检定 and 型式评价 must be under it.
     reg_required = regulation if sk in (ServiceKind.VERIFICATION, ServiceKind.TYPE_EVALUATION) else None
-    n_unit = need.display_unit
 
     legal_note = _legal_note(need, sk, legal_required, regulation, legal_reason)
 
@@ -413,7 +412,7 @@ def _route(need: Need, candidates: Iterable[Capability], centres: Mapping[str, C
     point = hi - lo <= eps
     t_rel, t_const, floor, nz = ev.t_rel, ev.t_const, ev.floor, ev.zero
     fast_worst = not point and not floor
-    w_m, w_p, w_l = weights.margin, weights.proximity, weights.lead_time
+    w_m, w_l = weights.margin, weights.lead_time
     w_i, w_pen = weights.instrument, weights.deadline_miss_penalty
     p_min = None
     inf = math.inf

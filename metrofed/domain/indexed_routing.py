@@ -116,19 +116,18 @@ class _Rows:
             out.append(b.caps[int(i[k - self.offsets[pp]])])
         return out
 
-    def keys(self, ks) -> list[str]:
-        """The catalog keys ("centre/capability") of rows ``ks``."""
-        ks = np.asarray(ks, np.int64)
-        out: list[str] = []
+    def key_pairs(self, ks: np.ndarray, want: int) -> list[tuple[str, int]]:
+        """(key, row) for rows ``ks`` (ascending) that can be among the ``want`` first by key: in a block
+        built in key order only its first ``want`` of them (rows keep their block's order)."""
+        out: list[tuple[str, int]] = []
         for p, (b, i) in enumerate(self.parts):
             lo, hi = self.offsets[p], self.offsets[p + 1]
-            sel = ks[(ks >= lo) & (ks < hi)]
+            sel = ks[np.searchsorted(ks, lo):np.searchsorted(ks, hi)]
+            if b.key_sorted:
+                sel = sel[:want]
             if len(sel):
                 keys = b.keys
-                out.extend(keys[j] for j in i[sel - lo].tolist())
-        if len(ks) > 1 and np.any(np.diff(ks) < 0):  # keep the caller's order
-            pos = {k: n for n, k in enumerate(np.sort(ks).tolist())}
-            out = [out[pos[k]] for k in ks.tolist()]
+                out.extend(zip((keys[j] for j in i[sel - lo].tolist()), sel.tolist()))
         return out
 
     def take(self, ks) -> "_Rows":
@@ -528,8 +527,7 @@ def _first_by_key(rows: _Rows, ks: np.ndarray, limit: int | None) -> list[int]:
     for level in range(last + 1):
         sel = ks[r == level]
         want = limit - len(out)
-        pairs = zip(rows.keys(sel), sel.tolist())
-        out.extend(k for _, k in (heapq.nsmallest(want, pairs) if len(sel) > want else sorted(pairs)))
+        out.extend(k for _, k in heapq.nsmallest(want, rows.key_pairs(sel, want)))
     return out
 
 
@@ -745,9 +743,13 @@ def _greedy_rows(ev, rows: _Rows, piece: np.ndarray, a: np.ndarray, b: np.ndarra
             bmax = pb[val].max()
             m = val[pb[val] == bmax]
             m = m[tur[m] == tur[m].max()]
-            # ties (same reach, same TUR): the smallest (centre, capability) -- _greedy_split's neg keys
-            _cid, _capid, j, c = min((c.centre_id, c.capability_id, j, c)
-                                     for j, c in zip(m.tolist(), rows.caps(piece[m])))
+            # ties (same reach, same TUR): the smallest (centre, capability) -- _greedy_split's neg keys;
+            # the first centre by id, then the first capability of it
+            if len(m) > 1:
+                cen = rows.col("centre")[piece[m]]
+                first = min(_present(cen).tolist(), key=CENTRES.values.__getitem__)
+                m = m[cen == first]
+            _capid, j, c = min((c.capability_id, j, c) for j, c in zip(m.tolist(), rows.caps(piece[m])))
             best = ((float(pb[j]), float(tur[j]), neg(c.centre_id), neg(c.capability_id)), float(pb[j]),
                     int(piece[j]))
         for pa_c, pb_c, cap, _idxs, r in pieces_c:

@@ -134,7 +134,7 @@ class Block:
 
     __slots__ = ("lo", "hi", "ur", "ua", "uz", "hkey", "alive", "nlive", "simple", "seam", "bands", "nb", "centre",
                  "site", "capn", "price", "lead", "code", "itok", "hq", "meas", "nseg", "caps", "keys", "plain", "b0",
-                 "seam_floor", "any_uz")
+                 "seam_floor", "any_uz", "key_sorted")
 
     def _finish(self) -> "Block":
         # plain: every row simple (and the smallest seam, else -inf): a lookup with a tolerance below it
@@ -151,9 +151,11 @@ class Block:
         return len(self.caps)
 
     @classmethod
-    def of_rows(cls, rows: list[tuple]) -> "Block":
-        """``rows``: (lo, key, hi, cap, numbers, further bands) -- see GroupTable.rows_of."""
+    def of_rows(cls, rows: list[tuple], key_sorted: bool = False) -> "Block":
+        """``rows``: (lo, key, hi, cap, numbers, further bands) -- see GroupTable.rows_of; ``key_sorted``: they
+        are in key order (a built block: the first rejections of a centre are then its first rows)."""
         b = cls()
+        b.key_sorted = key_sorted
         n = len(rows)
         m = np.fromiter(itertools.chain.from_iterable(r[4] for r in rows), np.float64, n * _NUMS).reshape(n, _NUMS)
         b.lo, b.hi, b.ur, b.ua, b.uz, b.seam = (m[:, j].copy() for j in range(6))
@@ -193,6 +195,7 @@ class Block:
     def take(self, idx: np.ndarray) -> "Block":
         """A new block of the rows ``idx`` (in that order)."""
         b = Block()
+        b.key_sorted = self.key_sorted  # idx ascending: the order is kept
         for s in ("lo", "hi", "ur", "ua", "uz", "hkey", "simple", "seam", "nb", "centre", "site", "capn",
                   "price", "lead", "code", "itok", "hq", "meas", "nseg"):
             setattr(b, s, getattr(self, s)[idx])
@@ -206,6 +209,7 @@ class Block:
     @staticmethod
     def concat(blocks: list["Block"]) -> "Block":
         b = Block()
+        b.key_sorted = False
         for s in ("lo", "hi", "ur", "ua", "uz", "hkey", "alive", "simple", "seam", "nb", "centre", "site",
                   "capn", "price", "lead", "code", "itok", "hq", "meas", "nseg"):
             setattr(b, s, np.concatenate([getattr(x, s) for x in blocks]))
@@ -245,8 +249,8 @@ class GroupTable:
 
     @classmethod
     def build(cls, rows: list[tuple]) -> "GroupTable":
-        rows.sort(key=lambda r: (r[0], r[1]))
-        return cls(tuple(Block.of_rows(rows[i:i + _BLOCK]) for i in range(0, len(rows), _BLOCK)))
+        rows.sort(key=lambda r: (r[1], r[0]))  # by key: see Block.of_rows
+        return cls(tuple(Block.of_rows(rows[i:i + _BLOCK], True) for i in range(0, len(rows), _BLOCK)))
 
     def insert(self, rows: list[tuple]) -> "GroupTable":
         blocks = list(self.blocks)

@@ -88,12 +88,11 @@ def route_once(snap, need, centres, load, today, **route_kw):
     """Exactly what the gateway does for one need (``GatewayApp.route`` -> ``catalog.route_need``): select
     the index entries of the effective service kind, quantity kind, accepted instrument groups and range,
     judge them as arrays, ``route`` over the witness set (and the overlap pass when nothing is eligible).
-    Returns (seconds, capabilities selected, decision); ``route_once.last_stats`` keeps the call's stats."""
+    Returns (seconds, decision, the call's stats: capabilities selected, complex, witness set ...)."""
     stats: dict = {}
     t0 = time.perf_counter()
     dec = route_need(snap, need, load, today, stats=stats, **route_kw)
-    route_once.last_stats = stats
-    return time.perf_counter() - t0, stats["candidates"], dec
+    return time.perf_counter() - t0, dec, stats
 
 
 def index_once(snap, need):
@@ -171,11 +170,11 @@ def bench_size(n: int, n_needs: int, centres_n: int = 60) -> dict:
     tot_ms, counts, eligible, served, split = [], [], [], 0, 0
     witness, complex_ = [], []
     for need in needs:
-        a, k, dec = route_once(snap, need, centres_map, load, today)
+        a, dec, st = route_once(snap, need, centres_map, load, today)
         tot_ms.append(a * 1e3)
-        counts.append(k)
-        witness.append(route_once.last_stats.get("witness", k))
-        complex_.append(route_once.last_stats.get("complex", 0))
+        counts.append(st["candidates"])
+        witness.append(st["witness"])
+        complex_.append(st["complex"])
         eligible.append(getattr(dec, "candidates_total", len(dec.candidates)))
         served += bool(dec.candidates)
         split += bool(dec.split)

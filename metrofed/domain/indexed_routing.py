@@ -31,7 +31,6 @@ in tests/unit/test_indexed_routing.py against ``route`` itself.
 from __future__ import annotations
 
 import dataclasses
-import gc
 import heapq
 import math
 from collections.abc import Mapping
@@ -309,27 +308,14 @@ def _range_ratios(rows: "_Rows", lo: float, hi: float, point: bool, ev) -> np.nd
     ur, ua, f95, bz = rows.band0(fast)
     subs = routing._outside_floor(lo, hi, nz, floor) if floor else [(lo, hi)]
     best = np.full(len(ur), _INF)  # no sub-interval (the range lies within the floor): no point, inf
-    uu = np.empty(len(ur))
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         for c0, c1 in subs:
             for x in [c0, c1] + ([nz] if c0 < nz < c1 else []):
-                t = t_rel * (x - nz if x - nz >= 0 else nz - x) if t_rel else t_const
-                # uu = f95 * (ur * |x - bz| + ua), in place, the same operations
-                np.subtract(x, bz, out=uu)
-                np.abs(uu, out=uu)
-                uu *= ur
-                uu += ua
-                uu *= f95
-                nonpos = uu <= 0 if uu.min() <= 0 else None
-                np.divide(t, uu, out=uu)
-                if nonpos is not None:
-                    uu[nonpos] = _INF
-                np.minimum(best, uu, out=best)
-            inner = (ur != 0) & (c0 < bz) & (bz < c1)
-            if inner.any():
-                u2 = f95 * (ur * np.abs(bz - bz) + ua)
-                t = t_rel * np.abs(bz - nz) if t_rel else t_const
-                best = np.minimum(best, np.where(inner & (u2 > 0), t / u2, _INF))
+                np.minimum(best, _tu(x, t_rel, t_const, nz, ur, ua, f95, bz), out=best)
+            inner = np.flatnonzero((ur != 0) & (c0 < bz) & (bz < c1))
+            if len(inner):  # the zero of a band's unit inside the range (°C bands on a K range ...)
+                r = _tu(bz[inner], t_rel, t_const, nz, ur[inner], ua[inner], f95[inner], bz[inner])
+                best[inner] = np.minimum(best[inner], r)
     if fast is None:
         return best
     out[fast] = best
@@ -438,10 +424,8 @@ def _top(rows: _Rows, base: np.ndarray, k: int, need, check_instrument: bool, we
     if n <= k:
         return np.arange(n)
     w_i = weights.instrument
-    if not check_instrument:
-        s = base + w_i * 1.0
-        kth = np.partition(s, n - k)[n - k]
-        return np.flatnonzero(s >= kth - _MARGIN)
+    if not check_instrument:  # rule 2b does not apply: the instrument term is w_i for every row
+        return _best_by_score(base + w_i * 1.0, k)
     itok = rows.col("itok")
     ni, nm = need.instrument_type, need.measurand
     texts = ITEXTS.values
@@ -480,9 +464,7 @@ def _top(rows: _Rows, base: np.ndarray, k: int, need, check_instrument: bool, we
             i_term[hit] = w_i * round(OVERLAP_MAX * 1.0, 6)
             known[hit] = True
     if known.all():
-        s = base + i_term
-        kth = np.partition(s, n - k)[n - k]
-        return np.flatnonzero(s >= kth - _MARGIN)
+        return _best_by_score(base + i_term, k)
     memo: dict[int, float] = {}
     ub = base + i_term
     t = min(n, k + k // 2 + 8)
@@ -505,6 +487,12 @@ def _top(rows: _Rows, base: np.ndarray, k: int, need, check_instrument: bool, we
             break
         t = min(n, t * 2)
     return np.sort(ks[s >= kth - _MARGIN])
+
+
+def _best_by_score(s: np.ndarray, k: int) -> np.ndarray:
+    """Rows (ascending) whose score is within ``_MARGIN`` of the k-th best or above."""
+    kth = np.partition(s, len(s) - k)[len(s) - k]
+    return np.flatnonzero(s >= kth - _MARGIN)
 
 
 def _first_by_key(rows: _Rows, ks: np.ndarray, limit: int | None) -> list[int]:
@@ -540,13 +528,8 @@ def route_need(snapshot, need, load: Mapping[str, float], today, *, exclude_cent
     The cyclic collector is paused meanwhile, as ``routing.route`` does and for the same reason: what a
     request allocates is acyclic and freed by reference counting, and a collection in the middle would
     traverse every long-lived object (the instrument parsers' caches ...) for nothing."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with routing.gc_paused():
         return _route_need(snapshot, need, load, today, exclude_centres, stats, route_kw)
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _route_need(snapshot, need, load, today, exclude_centres, stats, route_kw):

@@ -26,6 +26,7 @@ When none covers the whole range but several together do, ``split`` proposes the
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import enum
 import gc
@@ -312,6 +313,7 @@ def route(
     explain: int | None = 20,
     max_rejected: int | None = 20,
     price_floor: float | None = None,
+    _out: dict | None = None,
 ) -> RoutingDecision:
     """Rank the capabilities that can serve ``need``; give the reason of every rejection; propose a split
     when no single capability covers the range. Pure: same inputs (in any order) -> same decision.
@@ -333,12 +335,22 @@ def route(
 
     The cyclic garbage collector is paused meanwhile (as ``CatalogBuilder.build`` does): a call allocates a
     few acyclic tuples per capability, all alive until it returns, and each collection would traverse them
-    (and every long-lived object) again -- a third of the time at 5,000 capabilities, measured."""
+    (and every long-lived object) again -- a third of the time at 5,000 capabilities, measured.
+
+    ``_out`` (see ``route_parts``) receives the cheapest eligible price and the split material."""
+    with gc_paused():
+        return _route(need, candidates, centres, load, today, weights, max_candidates, explain, max_rejected,
+                      price_floor, _out)
+
+
+@contextlib.contextmanager
+def gc_paused():
+    """The cyclic garbage collector paused for the block (restored as it was): for code that allocates many
+    acyclic objects, all alive until it ends, which each collection would traverse again for nothing."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _route(need, candidates, centres, load, today, weights, max_candidates, explain, max_rejected,
-                      price_floor)
+        yield
     finally:
         if was_enabled:
             gc.enable()
@@ -351,14 +363,7 @@ def route_parts(need: Need, candidates: Iterable[Capability], centres: Mapping[s
     every adequate, unblocked piece of a capability that covers only part of the range (computed only when
     nothing is eligible, as ``route`` does)."""
     out: dict = {}
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        d = _route(need, candidates, centres, load, today, kw.get("weights", WEIGHTS), kw.get("max_candidates"),
-                   kw.get("explain", 20), kw.get("max_rejected", 20), kw.get("price_floor"), out)
-    finally:
-        if was_enabled:
-            gc.enable()
+    d = route(need, candidates, centres, load, today, _out=out, **kw)
     return d, out.get("p_min"), out.get("pieces", [])
 
 
@@ -649,22 +654,28 @@ def _geometry_of(bands: tuple[RangeBand, ...], ev: _Eval, lo: float, hi: float, 
     """_geometry straight from the bands (the former per-capability code): for band sets _prepare could not
     derive, so that whatever fails, fails where it always did."""
     segs = _segments(bands, eps)
-    cover = None
+    cover, part = _covering_segment(segs, lo, hi, lo_e, hi_e, eps)
+    if cover is None:
+        return None, segs, None, None, part
+    return cover, segs, ev.worst(bands, cover, lo, hi), _used_bands(bands, cover, lo, hi, eps), True
+
+
+def _covering_segment(segs, lo: float, hi: float, lo_e: float, hi_e: float, eps: float) -> tuple:
+    """Rule 3 on joined segments: (band idxs of the one containing [lo, hi], True), or (None, whether some
+    segment covers a part of it of positive length: split material)."""
     for s_lo, s_hi, idxs in segs:
         if s_lo <= lo_e and s_hi >= hi_e:
-            cover = idxs
-            break
-    if cover is None:
-        part = False
-        for s_lo, s_hi, _ in segs:
-            if (s_hi if s_hi < hi else hi) - (s_lo if s_lo > lo else lo) > eps:
-                part = True
-                break
-        return None, segs, None, None, part
-    w = ev.worst(bands, cover, lo, hi)
-    used = tuple(sorted([i for i in cover if bands[i].hi_si > lo + eps and bands[i].lo_si < hi - eps] or
+            return idxs, True
+    for s_lo, s_hi, _ in segs:
+        if (s_hi if s_hi < hi else hi) - (s_lo if s_lo > lo else lo) > eps:
+            return None, True
+    return None, False
+
+
+def _used_bands(bands: tuple[RangeBand, ...], cover, lo: float, hi: float, eps: float) -> tuple[int, ...]:
+    """The covering bands an explanation names: those overlapping the range, or (a single point) holding it."""
+    return tuple(sorted([i for i in cover if bands[i].hi_si > lo + eps and bands[i].lo_si < hi - eps] or
                         [i for i in cover if bands[i].lo_si <= lo + eps and bands[i].hi_si >= hi - eps]))
-    return cover, segs, w, used, True
 
 
 def _geometry(bshared: tuple, bands: tuple[RangeBand, ...], lo: float, hi: float, lo_e: float, hi_e: float,
@@ -678,17 +689,8 @@ def _geometry(bshared: tuple, bands: tuple[RangeBand, ...], lo: float, hi: float
             if s_lo <= s_hi + eps:
                 segs = _segments(bands, eps)
                 break
-    cover = None
-    for sg in segs:
-        if sg[0] <= lo_e and sg[1] >= hi_e:
-            cover = sg[2]
-            break
+    cover, part = _covering_segment(segs, lo, hi, lo_e, hi_e, eps)
     if cover is None:
-        part = False
-        for s_lo, s_hi, _ in segs:
-            if (s_hi if s_hi < hi else hi) - (s_lo if s_lo > lo else lo) > eps:
-                part = True
-                break
         return None, segs, None, None, part
     inf = math.inf
     if fast_worst and len(cover) == 1:
@@ -711,9 +713,7 @@ def _geometry(bshared: tuple, bands: tuple[RangeBand, ...], lo: float, hi: float
         used = (i,)  # the one band covers [lo, hi] (to eps): both rules below keep it
     else:
         w = _worst(bd, cover, lo, hi, point, t_rel, t_const, floor, nz, eps)
-        used = tuple(sorted(
-            [i for i in cover if bands[i].hi_si > lo + eps and bands[i].lo_si < hi - eps] or
-            [i for i in cover if bands[i].lo_si <= lo + eps and bands[i].hi_si >= hi - eps]))
+        used = _used_bands(bands, cover, lo, hi, eps)
     return cover, segs, w, used, True
 
 

@@ -48,7 +48,7 @@ from functools import lru_cache
 from typing import Callable, Iterable, Iterator, Mapping
 
 from .capability import MEASURING_KINDS, Capability, CentreProfile, ServiceKind, SERVICE_KIND_ZH
-from .instruments import accepts, capability_key, need_key
+from .instruments import accepts_uncached, capability_key, need_key
 from .route_table import EMPTY_TABLE, GroupTable
 from .routing import _unit_zero_si, gc_paused
 
@@ -564,7 +564,8 @@ def instrument_filter(need, service_kind: ServiceKind) -> Callable[[InstrumentGr
     """``accept_instrument`` for :meth:`CatalogSnapshot.candidates` applying the router's rule 2b
     (``instruments.judge``, measuring services only): a group whose parsed instrument does not serve the
     need's is skipped whole. The need's text is parsed once here; each (need key, group) decision is
-    ``instruments.accepts`` (cached), exactly ``judge(...).match`` for every capability of the group --
+    ``instruments.accepts`` (asked once per group and call), exactly ``judge(...).match`` for every
+    capability of the group --
     relevance is left to the router, which recomputes it for what it is handed. None when the rule can
     reject nothing: not a measuring service, or a need naming no instrument the vocabulary knows (then
     ``judge`` ranks by word overlap and accepts everything)."""
@@ -573,7 +574,7 @@ def instrument_filter(need, service_kind: ServiceKind) -> Callable[[InstrumentGr
     nk = need_key(need.instrument_type, need.measurand)
     if not nk[0]:
         return None
-    return functools.partial(accepts, nk)
+    return functools.partial(accepts_uncached, nk)
 
 
 def adequacy_probe(need) -> tuple[float, float]:
@@ -1223,9 +1224,6 @@ class Catalog:
             self._tomb = tomb
             self._snap = snap  # the swap: readers see the old snapshot or this one, nothing in between
         self._ready.set()
-        from metrofed.domain import routing
-
-        routing.clear_caches()  # let the old snapshot's capabilities go (the router keys its memo by identity)
         if freeze_gc:
             gc.collect()
             gc.freeze()

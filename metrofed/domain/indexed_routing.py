@@ -39,7 +39,7 @@ import numpy as np
 
 from . import legal, routing
 from .capability import MEASURING_KINDS, ServiceKind, Site
-from .instruments import OVERLAP_MAX, judge, measurand_tokens, need_key, need_tokens, overlap_relevance
+from .instruments import OVERLAP_MAX, judge_uncached, measurand_tokens, need_key, need_tokens, overlap_relevance
 from .route_table import CENTRES, CODES, HEADS, HEADS_TEXT, ITEXTS, MEASURANDS, NB
 
 RC = routing.ReasonCode
@@ -54,7 +54,7 @@ _INF = math.inf
 GATEWAY_CANDIDATES = 20
 
 _AUTH: dict[tuple, tuple] = {}  # (id(profile), kind, code, regulation) -> (profile, blocked)
-# (centre, its load, need city, need province, weights) -> routing._centre_facts (its profile first)
+# (centre, its load, need city, need province, id(weights)) -> (weights, routing._centre_facts: profile first)
 _FACTS: dict[tuple, tuple] = {}
 _AUTH_MAX = 1 << 16
 
@@ -334,16 +334,21 @@ class _Facts:
         self.ld_term = np.zeros(n)
         self.p_term = np.zeros(n)
         city, province = need.city, need.province
+        wid = id(weights)  # hashing the weights (a dataclass: every field) per centre costs more than the rest
+        names = CENTRES.values
+        get_load, get_profile, memo = load.get, centres.get, _FACTS
         for ci in present.tolist():
-            cid = CENTRES.values[ci]
-            prof = centres.get(cid)
-            key = (cid, load.get(cid), city, province, weights)
-            hit = _FACTS.get(key)
-            if hit is None or hit[0] is not prof:  # a profile replaced since: judge it again
-                if len(_FACTS) >= _AUTH_MAX:
-                    _FACTS.clear()
-                hit = _FACTS[key] = routing._centre_facts(cid, centres, load, city, province, weights)
-            c, ld_full, _ld, _prox, ld_term, p_term = hit
+            cid = names[ci]
+            prof = get_profile(cid)
+            key = (cid, get_load(cid), city, province, wid)
+            hit = memo.get(key)
+            # confirmed by identity: the same weights object (its id could be reused), the same profile (a
+            # replaced one is judged again)
+            if hit is None or hit[0] is not weights or hit[1][0] is not prof:
+                if len(memo) >= _AUTH_MAX:
+                    memo.clear()
+                hit = memo[key] = (weights, routing._centre_facts(cid, centres, load, city, province, weights))
+            c, ld_full, _ld, _prox, ld_term, p_term = hit[1]
             self.profile[ci] = c
             self.full[ci] = ld_full is not None
             self.ld_term[ci] = ld_term
@@ -432,7 +437,7 @@ def _top(rows: _Rows, base: np.ndarray, k: int, need, check_instrument: bool, we
 
     def rel(t: int) -> float:
         izh, ien, mzh, men, kw = texts[t]
-        return w_i * judge(ni, nm, izh, ien, mzh, men, kw).relevance
+        return w_i * judge_uncached(ni, nm, izh, ien, mzh, men, kw).relevance
 
     i_term = np.full(n, w_i * OVERLAP_MAX)  # an upper bound where not known
     known = np.zeros(n, np.bool_)
@@ -497,8 +502,8 @@ def _best_by_score(s: np.ndarray, k: int) -> np.ndarray:
 
 def _first_by_key(rows: _Rows, ks: np.ndarray, limit: int | None) -> list[int]:
     """The ``limit`` rows of ``ks`` first in (centre id, capability id) order (all of them for None): by
-    centre (ranked once per request), then, within the few centres needed, by key -- "centre/capability",
-    whose order within one centre is the capability id's."""
+    centre (ranked once per request): every row of the centres before the last one needed, then that one's
+    first by key -- "centre/capability", whose order within one centre is the capability id's."""
     if limit is None or len(ks) <= limit:
         return ks.tolist()
     if limit <= 0:
@@ -511,11 +516,9 @@ def _first_by_key(rows: _Rows, ks: np.ndarray, limit: int | None) -> list[int]:
     r = rank[centre]
     counts = np.bincount(r, minlength=len(order)).cumsum()
     last = int(np.searchsorted(counts, limit))  # the ranks up to this one hold at least ``limit`` rows
-    out: list[int] = []
-    for level in range(last + 1):
-        sel = ks[r == level]
-        want = limit - len(out)
-        out.extend(k for _, k in heapq.nsmallest(want, rows.key_pairs(sel, want)))
+    out = ks[r < last].tolist()  # every row of the centres before the last one needed
+    want = limit - len(out)
+    out.extend(k for _, k in heapq.nsmallest(want, rows.key_pairs(ks[r == last], want)))
     return out
 
 
@@ -582,26 +585,28 @@ def _route_need(snapshot, need, load, today, exclude_centres, stats, route_kw):
     code = np.concatenate([code, np.full(fails.n, _UA, np.int8)])
     rej = np.flatnonzero(code != _OK)
     first = _first_by_key(judged, rej, max_r)
-    witness = {id(c): c for c in cplx}
-    for c in judged.caps(top.tolist() + first):
-        witness[id(c)] = c
-    s_codes = code[first].tolist()
-    d = routing.route(need, list(witness.values()), centres, load, today, price_floor=p_min, **route_kw)
-    handed = judged.n + len(cplx)
-    d = _patched(d, eligible=len(elig) - len(top), codes=code[rej], minus=s_codes)
     trace = stats.get("handed") if stats is not None else None  # tests: what route() must agree with
     if trace is not None:
         trace[:] = judged.caps(np.arange(judged.n)) + cplx
-    partial = not d.candidates
+    handed = judged.n + len(cplx)
+    d = None
+    if len(elig) or cplx:  # else route() would find no candidate: straight to the overlap pass
+        witness = {id(c): c for c in cplx}
+        for c in judged.caps(top.tolist() + first):
+            witness[id(c)] = c
+        n_witness = len(witness)
+        d = routing.route(need, list(witness.values()), centres, load, today, price_floor=p_min, **route_kw)
+        d = _patched(d, eligible=len(elig) - len(top), codes=code[rej], minus=code[first].tolist())
+    partial = d is None or not d.candidates
     if partial:
-        d, more, n_cplx = _split_pass(need, tables, excl, seam_min, ev, req, sk, reg, centres, load, today,
-                                      route_kw, max_r, trace, judged, code, rej, first)
+        d, more, n_cplx, n_witness = _split_pass(need, tables, excl, seam_min, ev, req, sk, reg, centres, load,
+                                                 today, route_kw, max_r, trace, judged, code, rej, first)
         handed = judged.n + more + n_cplx
     if stats is not None:
         stats["candidates"] = handed
         stats["partial"] = partial
         stats["complex"] = len(cplx)
-        stats["witness"] = len(witness)
+        stats["witness"] = n_witness
     return d
 
 
@@ -625,7 +630,7 @@ def _split_pass(need, tables, excl, seam_min, ev, req, sk, reg, centres, load, t
     """Step 6: nothing is eligible -- route()'s decision over everything that overlaps the range: the
     covering entries the first pass judged (``judged``, ``code``, its rejections ``rej`` and the first of
     them ``first``) and the entries that overlap without covering (RANGE_NOT_COVERED, and split material).
-    Returns (decision, non-covering capabilities, complex capabilities)."""
+    Returns (decision, non-covering capabilities, complex capabilities, the witness set's size)."""
     lo, hi, eps = ev.lo, ev.hi, ev.eps
     rows, _, cplx = _select(tables, hi + eps, lo - eps, excl, seam_min, but_not=(lo + eps, hi - eps))
     nc = np.flatnonzero(_first_per_capability(rows))  # one rejection per capability
@@ -661,7 +666,7 @@ def _split_pass(need, tables, excl, seam_min, ev, req, sk, reg, centres, load, t
     d = routing.route(need, list(witness.values()), centres, load, today, **route_kw)
     d = _patched(d, eligible=0, codes=np.concatenate([code[rej], np.full(len(nc), _RNC, np.int8)]),
                  minus=list(s_codes.values()))
-    return d, len(nc), len(cplx)
+    return d, len(nc), len(cplx), len(witness)
 
 
 def _first_per_capability(rows: _Rows) -> np.ndarray:

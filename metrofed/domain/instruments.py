@@ -368,8 +368,9 @@ def _heads_quals(instrument: str, measurand: str, capability_side: bool) -> tupl
     return tuple(sorted(merged.items())), tuple(quals)
 
 
-@functools.lru_cache(maxsize=262_144)
 def _profile(instrument: str, measurand: str, capability_side: bool) -> _Heads:
+    # not cached itself: _heads_quals is, and a second cache of the same parse as objects would only add
+    # a long-lived tracked object per text for the cyclic collector to traverse
     return _Heads(*_heads_quals(instrument, measurand, capability_side))
 
 
@@ -442,6 +443,9 @@ def accepts(need: InstrumentKey, cap: InstrumentKey) -> bool:
     if not any(serves(ck, nk) is not None for nk in need_heads for ck in cap_heads):
         return False
     return _conflict(need_quals, cap_quals) is None
+
+
+accepts_uncached = accepts.__wrapped__  # see judge_uncached
 
 
 def heads_of(text: str) -> tuple[str, ...]:
@@ -559,3 +563,9 @@ def judge(need_instrument: str, need_measurand: str, cap_instrument_zh: str, cap
         why = (f"instrument {cap_name} [{HEAD_BY_KEY[ck].en}] serves {need_name} [{HEAD_BY_KEY[nk].en}] "
                f"({reason})")
     return InstrumentMatch(True, round(rel, 6), why)
+
+
+# The router's own, not remembered across calls: its answers depend on the need, so a process-wide cache of
+# them grows with every new need and each entry is a long-lived object the cyclic collector then traverses
+# (inside later requests). The router memoises them per call instead, by capability text.
+judge_uncached = judge.__wrapped__

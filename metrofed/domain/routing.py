@@ -52,7 +52,6 @@ __all__ = [
     "WEIGHTS",
     "route",
     "effective_service_kind",
-    "clear_caches",
 ]
 
 
@@ -287,18 +286,8 @@ def _segments(bands: tuple[RangeBand, ...], eps: float) -> list[tuple[float, flo
     return segs
 
 
-_BAND_TEXT: dict[int, tuple[RangeBand, str]] = {}  # id(band) -> (band, text): bands are immutable
-
-
 def _band_text(b: RangeBand) -> str:
-    got = _BAND_TEXT.get(id(b))
-    if got is not None and got[0] is b:
-        return got[1]
-    text = f"band {_fmt(b.min)}–{_fmt(b.max)} {_disp(b.unit)}"
-    if len(_BAND_TEXT) >= _PREP_MAX:
-        _BAND_TEXT.clear()
-    _BAND_TEXT[id(b)] = (b, text)
-    return text
+    return f"band {_fmt(b.min)}–{_fmt(b.max)} {_disp(b.unit)}"
 
 
 def route(
@@ -406,9 +395,10 @@ def _route(need: Need, candidates: Iterable[Capability], centres: Mapping[str, C
     check_instrument = sk in MEASURING_KINDS
     need_instr, need_meas = need.instrument_type, need.measurand
     nkey = instruments.need_key(need_instr, need_meas) if check_instrument else None
-    imemo: dict[int, bool] = {}  # instrument token -> rule 2b passes
-    jmemo: dict[int, tuple] = {}  # instrument token -> (judge(...), instrument score term)
+    imemo: dict[tuple, bool] = {}  # instrument text -> rule 2b passes
+    jmemo: dict[tuple, tuple] = {}  # instrument text -> (judge(...), instrument score term)
     gmemo: dict[int, tuple] = {}  # band-set token -> (cover, segments, worst, idxs used, split material?, margin)
+    bsets: dict[tuple, tuple] = {}  # band numbers -> (band-set token, band set): see _prepare
     verb = _VERB.get(sk, "serves")
     legal_route = sk is ServiceKind.VERIFICATION or sk is ServiceKind.TYPE_EVALUATION
     site_bad = Site.ON_SITE if need_site is Site.LAB else Site.LAB if need_site is Site.ON_SITE else _NO_SITE
@@ -421,12 +411,9 @@ def _route(need: Need, candidates: Iterable[Capability], centres: Mapping[str, C
     w_i, w_pen = weights.instrument, weights.deadline_miss_penalty
     p_min = None
     inf = math.inf
-    prep_get = _PREP.get
     i_none = w_i * 1.0  # the instrument term when rule 2b does not apply
     for seq, cap in enumerate(candidates):
-        rec = prep_get(id(cap))
-        if rec is None or rec[0] is not cap:
-            rec = _prepare(cap)
+        rec = _prepare(cap, bsets)
         _, cid, capid, c_sk, c_qk, units_ok, itok, btok, bshared, site, capacity, price, lead_term, lead = rec
         if c_sk is not sk:
             rj_sk.append((cid, capid, _V_SK, seq, ReasonCode.SERVICE_KIND, _txt_service_kind, c_sk, sk))
@@ -440,13 +427,13 @@ def _route(need: Need, candidates: Iterable[Capability], centres: Mapping[str, C
             if not units_ok:
                 rj_qk.append((cid, capid, _V_QK, seq, ReasonCode.QUANTITY_KIND, _txt_units, cap.bands, qk))
                 continue
-            rec = _prepare(cap, force=True)
+            rec = _prepare(cap, bsets, force=True)
             btok, bshared = rec[7], rec[8]
         if check_instrument:
             ok = imemo.get(itok)
             if ok is None:
                 it, ms = cap.instrument_type, cap.measurand
-                ok = imemo[itok] = instruments.accepts(nkey, instruments.capability_key(it.zh, it.en, ms.zh, ms.en))
+                ok = imemo[itok] = instruments.accepts_uncached(nkey, instruments.capability_key(it.zh, it.en, ms.zh, ms.en))
             if not ok:
                 rj_it.append((cid, capid, _V_IT, seq, ReasonCode.INSTRUMENT_TYPE, _txt_instrument, verb, need_instr,
                               need_meas, cap))
@@ -494,7 +481,7 @@ def _route(need: Need, candidates: Iterable[Capability], centres: Mapping[str, C
             ij = jmemo.get(itok)
             if ij is None:
                 it, ms = cap.instrument_type, cap.measurand
-                im = instruments.judge(need_instr, need_meas, it.zh, it.en, ms.zh, ms.en, cap.keywords)
+                im = instruments.judge_uncached(need_instr, need_meas, it.zh, it.en, ms.zh, ms.en, cap.keywords)
                 ij = jmemo[itok] = (im, w_i * im.relevance)
             im, i_term = ij
         else:
@@ -560,36 +547,23 @@ _V_SK, _V_QK, _V_IT, _V_RC, _V_UA, _V_SITE, _V_NC = (
     ReasonCode.RANGE_NOT_COVERED.value, ReasonCode.UNCERTAINTY_INADEQUATE.value, ReasonCode.SITE.value,
     ReasonCode.NO_CAPACITY.value)
 
-# ---- per-capability routing data, derived once (capabilities are immutable) -------------------------
+# ---- per-capability routing data ----------------------------------------------------------------------
 #
-# Keyed by id(capability); the entry holds the capability itself, so the id cannot be reused while the
-# entry lives, and a hit is confirmed by identity (never by hashing the capability: that hashes every
-# field). Bounded: cleared when full (a revision is a new object; the old entry just ages out).
+# Derived per call (``_prepare``) and memoised per call only (band sets by their numbers, judge() by the
+# instrument text). Nothing is remembered across calls: the gateway routes ~40 capabilities a request
+# (indexed_routing's witness set), mostly different ones each time, and process-wide memos of them were
+# long-lived objects added by every request -- nested tuples the cyclic collector traverses in its young
+# collections, i.e. a few ms inside some later request -- for ~2 us saved per capability seen again.
 
 _copysign = math.copysign
 _FIRST = operator.itemgetter(0)
-_PREP: dict[int, tuple] = {}
-_PREP_MAX = 1 << 21
-_ITOK: dict[tuple, int] = {}  # capability instrument text -> token (route memoises judge() by token)
-_ITOK_MAX = 1 << 20
-_BSETS: dict[tuple, tuple] = {}  # band numbers -> (token, band set) (route memoises rules 3-4 by token)
-_BSETS_MAX = 1 << 20
-_tok_next = itertools.count()  # tokens are never reused, also across a clear()
+_tok_next = itertools.count()  # band-set tokens, unique within a call
 
 
-def clear_caches() -> None:
-    """Drop the routing data derived from capabilities (never needed for correctness: a capability is a new
-    object when revised, and entries are confirmed by identity; this only releases memory -- ~0.3-0.6 KB per
-    capability routed -- and the old revisions the entries keep alive, e.g. after installing a new catalog)."""
-    _PREP.clear()
-    _BSETS.clear()
-    _ITOK.clear()
-    _BAND_TEXT.clear()
-
-
-def _prepare(cap: Capability, force: bool = False) -> tuple:
+def _prepare(cap: Capability, bsets: dict, force: bool = False) -> tuple:
     """(cap, centre id, capability id, service kind, quantity kind, units ok, instrument token, band-set token,
-    band set, site, capacity, price, lead-time term, lead time); cached in _PREP.
+    band set, site, capacity, price, lead-time term, lead time); ``bsets`` is the call's memo of band sets
+    (band numbers -> (token, band set)). The instrument token is the instrument text itself.
 
     units ok: every band unit measures the capability's own kind (rule 2 compares it only once the kinds are
     equal); None when that could not be judged here (route then judges it as the rule does, and fails the
@@ -625,28 +599,17 @@ def _prepare(cap: Capability, force: bool = False) -> tuple:
         else:
             # -0.0 == 0.0 but prints "-0" in the reasons: a limit at -0.0 keys with the signs
             key = (bd, tuple((_copysign(1.0, r[0]), _copysign(1.0, r[1])) for r in bd)) if negz else bd
-            got = _BSETS.get(key)
+            got = bsets.get(key)
             if got is None:
                 segs = tuple((s_lo, s_hi, tuple(idxs)) for s_lo, s_hi, idxs in _segments(bands, 0.0))
                 seams = tuple((segs[j - 1][1], segs[j][0]) for j in range(1, len(segs))) if len(segs) > 1 else None
-                if len(_BSETS) >= _BSETS_MAX:
-                    _BSETS.clear()
-                got = _BSETS[key] = (next(_tok_next), (bd, segs, seams))
+                got = bsets[key] = (next(_tok_next), (bd, segs, seams))
             btok, bshared = got
     it, ms = cap.instrument_type, cap.measurand
-    ikey = (it.zh, it.en, ms.zh, ms.en, cap.keywords)
-    itok = _ITOK.get(ikey)
-    if itok is None:
-        if len(_ITOK) >= _ITOK_MAX:
-            _ITOK.clear()
-        itok = _ITOK[ikey] = next(_tok_next)
+    itok = (it.zh, it.en, ms.zh, ms.en, cap.keywords)
     lead = cap.lead_time_days
-    rec = (cap, cap.centre_id, cap.capability_id, cap.service_kind, kind, units_ok, itok, btok, bshared, cap.site,
-           cap.capacity_per_month, cap.price_cny, 1.0 / (1.0 + lead / 7.0), lead)
-    if len(_PREP) >= _PREP_MAX:
-        _PREP.clear()
-    _PREP[id(cap)] = rec
-    return rec
+    return (cap, cap.centre_id, cap.capability_id, cap.service_kind, kind, units_ok, itok, btok, bshared, cap.site,
+            cap.capacity_per_month, cap.price_cny, 1.0 / (1.0 + lead / 7.0), lead)
 
 
 def _geometry_of(bands: tuple[RangeBand, ...], ev: _Eval, lo: float, hi: float, lo_e: float, hi_e: float,
@@ -812,7 +775,7 @@ def _worst(bd, idxs, a: float, b: float, point: bool, t_rel: float, t_const: flo
 _T_MEASURES = "measures {0}, the need is {1}".format
 def _txt_instrument(verb: str, need_instr: str, need_meas: str, cap: Capability) -> str:
     it, ms = cap.instrument_type, cap.measurand
-    return f"{verb} {instruments.judge(need_instr, need_meas, it.zh, it.en, ms.zh, ms.en, cap.keywords).why}"
+    return f"{verb} {instruments.judge_uncached(need_instr, need_meas, it.zh, it.en, ms.zh, ms.en, cap.keywords).why}"
 
 
 def _txt_service_kind(cap_sk: ServiceKind, sk: ServiceKind) -> str:
@@ -925,11 +888,10 @@ def _rank(need: Need, eligible: list[list], p_min: float | None, wts: ScoreWeigh
     eligible.sort()
     scored = eligible if max_candidates is None else eligible[:max_candidates]
     n_explain = len(scored) if explain is None else max(explain, 0)
-    ctx = (f"covers {_fmt(need.range_min)}–{_fmt(need.range_max)} {need.display_unit}; ",
-           f"≥ {_fmt(req)}:1 required ({rule_text}); ")  # the same for every candidate
-    out = [_candidate(need, (e[9], e[10], e[11], e[12], e[13], e[15]), -e[0], e[14], e[16], days_left, req,
-                      rule_text, ctx)
-           for e in scored[:n_explain]]
+    out = []
+    if n_explain:
+        ctx = _explain_ctx(need, days_left, req, rule_text)
+        out = [_candidate(e, ctx) for e in scored[:n_explain]]
     if len(scored) > n_explain:  # the rest: every number, no paragraph (hot: thousands at 1M rows)
         n_unit, mult = need.display_unit, need.unit_mult
         lo_si, hi_si, r_min, r_max = need.lo_si, need.hi_si, need.range_min, need.range_max
@@ -969,12 +931,14 @@ class _CandidateFields:
         self.missed_deadline = missed_deadline
 
 
-def _candidate(need: Need, e: tuple, score: float, prox: float, missed: bool, days_left: int | None, req: float,
-               rule_text: str, ctx: tuple[str, str] | None = None) -> Candidate:
-    cap, centre, used, w, ld, im = e
+def _candidate(e: list, ctx: tuple) -> Candidate:
+    """A ranked row of ``_rank`` with its explanation paragraph; ``ctx`` holds what is the same for every
+    candidate of the call (``_explain_ctx``)."""
+    need, n_unit, mult, days_left, covers, required = ctx
+    cap, centre, used, w, ld, prox, im, missed = e[9], e[10], e[11], e[12], e[13], e[14], e[15], e[16]
+    score = -e[0]
     ratio, x, bi, u95, t = w
     wp = _point_in_need_unit(need, x)
-    n_unit = need.display_unit
     if centre is None:
         where = "location unknown"
     elif prox == _PROX_CITY:
@@ -990,27 +954,32 @@ def _candidate(need: Need, e: tuple, score: float, prox: float, missed: bool, da
         timing = f"lead time {lead} d MISSES the deadline ({days_left} d left)"
     else:
         timing = f"lead time {lead} d meets the deadline ({days_left} d left)"
-    instr_txt = f"{im.why}; " if im is not None else ""
-    bands_txt = " joined with ".join(_band_text(cap.bands[i]) for i in used)
-    name = (centre.name.zh or centre.name.en) if centre is not None else cap.centre_id
-    tur_txt = "∞" if ratio == math.inf else _fmt(ratio)
-    if ctx is None:
-        ctx = (f"covers {_fmt(need.range_min)}–{_fmt(need.range_max)} {n_unit}; ",
-               f"≥ {_fmt(req)}:1 required ({rule_text}); ")
-    explanation = (
-        f"{name} [{cap.centre_id}/{cap.capability_id} v{cap.version}, {SERVICE_KIND_ZH[cap.service_kind]} "
-        f"{cap.method_code}]: {instr_txt}{bands_txt} {ctx[0]}"
-        f"worst point {_fmt(wp)} {n_unit} in {_band_text(cap.bands[bi])}: "
-        f"U = {_fmt(need.delta_from_si(u95))} {n_unit} (k=2, 95 %) against tolerance "
-        f"±{_fmt(need.delta_from_si(t))} {n_unit}, TUR {tur_txt}:1 {ctx[1]}"
-        f"{where}; {timing}; price ¥{_fmt(cap.price_cny)}; load {ld:.0%}; score {score:.3f}."
-    )
-    return Candidate(
-        centre_id=cap.centre_id, capability_id=cap.capability_id, capability_version=cap.version,
-        band_indexes=used, worst_point=wp, worst_point_unit=n_unit,
-        u_at_worst=need.delta_from_si(u95), tolerance_at_worst=need.delta_from_si(t), tur=ratio,
-        score=score, explanation=explanation, missed_deadline=missed,
-    )
+    bands = cap.bands
+    bands_txt = _band_text(bands[used[0]]) if len(used) == 1 else " joined with ".join([_band_text(bands[i])
+                                                                                         for i in used])
+    u_at, t_at = u95 / mult, t / mult  # need.delta_from_si
+    fmt = units.format_value
+    c = _CandidateFields(cap.centre_id, cap.capability_id, cap.version, used, wp, n_unit, u_at, t_at, ratio, score,
+                         "".join((
+                             (centre.name.zh or centre.name.en) if centre is not None else cap.centre_id,
+                             f" [{cap.centre_id}/{cap.capability_id} v{cap.version}, "
+                             f"{SERVICE_KIND_ZH[cap.service_kind]} {cap.method_code}]: ",
+                             f"{im.why}; " if im is not None else "",
+                             f"{bands_txt} {covers}worst point {fmt(wp)} {n_unit} in {_band_text(bands[bi])}: "
+                             f"U = {fmt(u_at)} {n_unit} (k=2, 95 %) against tolerance ±{fmt(t_at)} {n_unit}, "
+                             f"TUR {'∞' if ratio == math.inf else fmt(ratio)}:1 {required}",
+                             f"{where}; {timing}; price ¥{fmt(cap.price_cny)}; load {ld:.0%}; score {score:.3f}.")),
+                         missed)
+    c.__class__ = Candidate
+    return c
+
+
+def _explain_ctx(need: Need, days_left: int | None, req: float, rule_text: str) -> tuple:
+    """What every explanation paragraph of one route() call shares."""
+    n_unit = need.display_unit
+    return (need, n_unit, need.unit_mult, days_left,
+            f"covers {_fmt(need.range_min)}–{_fmt(need.range_max)} {n_unit}; ",
+            f"≥ {_fmt(req)}:1 required ({rule_text}); ")
 
 
 def _point_in_need_unit(need: Need, x_si: float) -> float:

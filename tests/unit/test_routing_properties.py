@@ -201,22 +201,15 @@ def test_large_candidate_list_limits_only_the_text_never_the_judgement():
     assert short.candidates_total == full.candidates_total
 
 
-# ---------------------------------------------------------------- routing data derived once (routing._prepare)
-
-
-def _clear_routing_caches():
-    from metrofed.domain import routing
-
-    routing.clear_caches()
-    assert not routing._PREP and not routing._BSETS and not routing._ITOK
+# ---------------------------------------------------------------- per-call routing data (routing._prepare)
 
 
 @settings(max_examples=100)
 @given(st.lists(cap_spec, min_size=1, max_size=10), st.integers(0, 20), st.integers(0, 8), st.floats(0.05, 5),
        st.sampled_from(["MPa", "%", "%FS"]), st.booleans())
-def test_cached_routing_data_never_changes_a_decision(specs, lo, width, tol, tk, in_kpa):
-    """Cold caches, warm caches, capabilities with the same band numbers in another unit (one shared band
-    set), the same capability handed over twice: the decision is the one a cold call makes."""
+def test_shared_routing_data_never_changes_a_decision(specs, lo, width, tol, tk, in_kpa):
+    """Capabilities with the same band numbers in another unit (one band set shared within a call), the same
+    capability handed over twice, a second call: the decision is the one each capability alone gives."""
     assume(tk == "MPa" or lo + width > 0)
     caps = [cap(cid, f"cap-{i}", [band(a, b, rel=r, abs_=ab) for (a, b), (r, ab) in bs], service=sk, price=price,
                 lead=lead, capacity=capacity, site=site, method="JJG 52-2013")
@@ -229,12 +222,10 @@ def test_cached_routing_data_never_changes_a_decision(specs, lo, width, tol, tk,
     caps.append(caps[0])  # twice: judged twice, both counted
     need = pressure_need(lo, lo + width, tol, tk, deadline=TODAY + dt.timedelta(days=7))
     kw = dict(explain=None, max_rejected=None)
-    _clear_routing_caches()
-    cold = route(need, caps, CENTRES, {"c-b": 1.0}, TODAY, **kw)
+    first = route(need, caps, CENTRES, {"c-b": 1.0}, TODAY, **kw)
     warm = route(need, caps, CENTRES, {"c-b": 1.0}, TODAY, **kw)
-    assert cold == warm
-    assert cold.candidates_total + cold.rejected_total == len(caps)
-    _clear_routing_caches()
+    assert first == warm
+    assert first.candidates_total + first.rejected_total == len(caps)
     one_by_one = [route(need, [c], CENTRES, {"c-b": 1.0}, TODAY, **kw) for c in caps]
     # a capability's judgement, TUR and worst point do not depend on the others (its score does: price term)
     assert sorted((c.centre_id, c.capability_id, c.tur, c.worst_point, c.u_at_worst, c.band_indexes)
@@ -254,7 +245,6 @@ def test_band_limit_at_negative_zero_keeps_its_sign():
     alone = [route(need, [c], CENTRES, {}, TODAY).rejected[0].reason for c in (neg, pos)]
     assert alone[0] != alone[1]  # "covers -0–2 MPa" vs "covers 0–2 MPa"
     for order in ([neg, pos], [pos, neg]):
-        _clear_routing_caches()
         assert [r.reason for r in route(need, order, CENTRES, {}, TODAY).rejected] == alone
 
 
@@ -268,7 +258,6 @@ def test_uncertainty_that_cannot_be_expressed_at_95_percent_fails_only_where_it_
                         service=ServiceKind.TESTING)
     uncovered = cap("c-a", "bad-short", [RangeBand(0.0, 1.0, "MPa", bad_u, 0.0, 1e6)])
     need = pressure_need(5, 10)
-    _clear_routing_caches()
     d = route(need, [other_service, uncovered], CENTRES, {}, TODAY)
     assert [r.reason_code for r in d.rejected] == [ReasonCode.RANGE_NOT_COVERED, ReasonCode.SERVICE_KIND]
     with pytest.raises(ZeroDivisionError):

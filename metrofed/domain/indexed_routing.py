@@ -53,10 +53,29 @@ _INF = math.inf
 # ``explain`` default), and the count of all of them (``candidates_total``).
 GATEWAY_CANDIDATES = 20
 
-_AUTH: dict[tuple, tuple] = {}  # (id(profile), kind, code, regulation) -> (profile, blocked)
-# (centre, its load, need city, need province, id(weights)) -> (weights, routing._centre_facts: profile first)
-_FACTS: dict[tuple, tuple] = {}
-_AUTH_MAX = 1 << 16
+# Memos across requests, of what depends on the centres (few) rather than on the need. Keys and values are
+# plain numbers and strings -- objects the cyclic collector stops tracking once it has seen them -- so that
+# they cost it nothing; a profile or weights object enters a key by its id, kept valid by pinning the object
+# (alive, so its id is never reused; a replaced profile is a new object, hence a new key).
+_AUTH: dict[tuple, bool] = {}  # (id(profile), kind, method code, regulation) -> blocked
+_FACTS: dict[tuple, tuple] = {}  # (centre, its load, need city, province, id(profile), id(weights)) -> facts
+_PINNED: dict[int, object] = {}  # id -> the profile / weights object a memo key names
+_MEMO_MAX = 1 << 16
+
+
+def _pin(obj) -> int:
+    i = id(obj)
+    if _PINNED.get(i) is not obj:
+        _PINNED[i] = obj
+    return i
+
+
+def _bound_memos() -> None:
+    """Start afresh when full (between requests only: a key made in a request stays valid till its end)."""
+    if len(_PINNED) >= 4096 or len(_AUTH) >= _MEMO_MAX or len(_FACTS) >= _MEMO_MAX:
+        _AUTH.clear()
+        _FACTS.clear()
+        _PINNED.clear()
 
 
 # ---- selection --------------------------------------------------------------------------------------
@@ -334,25 +353,20 @@ class _Facts:
         self.ld_term = np.zeros(n)
         self.p_term = np.zeros(n)
         city, province = need.city, need.province
-        wid = id(weights)  # hashing the weights (a dataclass: every field) per centre costs more than the rest
+        wid = _pin(weights)  # by id: hashing the weights (a dataclass) per centre costs more than the rest
         names = CENTRES.values
         get_load, get_profile, memo = load.get, centres.get, _FACTS
         for ci in present.tolist():
             cid = names[ci]
             prof = get_profile(cid)
-            key = (cid, get_load(cid), city, province, wid)
+            key = (cid, get_load(cid), city, province, _pin(prof), wid)
             hit = memo.get(key)
-            # confirmed by identity: the same weights object (its id could be reused), the same profile (a
-            # replaced one is judged again)
-            if hit is None or hit[0] is not weights or hit[1][0] is not prof:
-                if len(memo) >= _AUTH_MAX:
-                    memo.clear()
-                hit = memo[key] = (weights, routing._centre_facts(cid, centres, load, city, province, weights))
-            c, ld_full, _ld, _prox, ld_term, p_term = hit[1]
-            self.profile[ci] = c
-            self.full[ci] = ld_full is not None
-            self.ld_term[ci] = ld_term
-            self.p_term[ci] = p_term
+            if hit is None:
+                _c, ld_full, _ld, _prox, ld_term, p_term = routing._centre_facts(cid, centres, load, city, province,
+                                                                                weights)
+                hit = memo[key] = (ld_full is not None, ld_term, p_term)
+            self.profile[ci] = prof
+            self.full[ci], self.ld_term[ci], self.p_term[ci] = hit
 
 
 def _present(ids: np.ndarray) -> np.ndarray:
@@ -361,19 +375,17 @@ def _present(ids: np.ndarray) -> np.ndarray:
 
 def _auth_blocked(profile, sk: ServiceKind, code, reg: str | None) -> bool:
     """routing._route_blocker's legal part for one (centre, method code): True when it blocks."""
-    key = (id(profile), sk, code, reg)
+    key = (_pin(profile), sk.value, code, reg)
     hit = _AUTH.get(key)
-    if hit is not None and hit[0] is profile:
-        return hit[1]
+    if hit is not None:
+        return hit
     if sk is ServiceKind.VERIFICATION:
         blocked = (profile is None or (bool(reg) and not legal.codes_match(code, reg))
                    or not any(legal.codes_match(code, c) for c in profile.authorisations.verification))
     else:
         blocked = ((bool(reg) and not legal.codes_match(code, reg)) or profile is None
                    or not any(legal.codes_match(code, c) for c in profile.authorisations.type_evaluation))
-    if len(_AUTH) >= _AUTH_MAX:
-        _AUTH.clear()
-    _AUTH[key] = (profile, blocked)
+    _AUTH[key] = blocked
     return blocked
 
 
@@ -531,6 +543,7 @@ def route_need(snapshot, need, load: Mapping[str, float], today, *, exclude_cent
     The cyclic collector is paused meanwhile, as ``routing.route`` does and for the same reason: what a
     request allocates is acyclic and freed by reference counting, and a collection in the middle would
     traverse every long-lived object (the instrument parsers' caches ...) for nothing."""
+    _bound_memos()
     with routing.gc_paused():
         return _route_need(snapshot, need, load, today, exclude_centres, stats, route_kw)
 

@@ -382,6 +382,14 @@ def measurand_tokens(cap_measurand_zh: str, cap_measurand_en: str) -> frozenset[
     return frozenset(_word_tokens(f" {_cap_texts('', '', cap_measurand_zh, cap_measurand_en)[1]} "))
 
 
+def capability_tokens(cap_instrument_zh: str, cap_instrument_en: str, cap_measurand_zh: str, cap_measurand_en: str,
+                      cap_keywords: tuple[str, ...]) -> frozenset[str]:
+    """The capability's side of judge's word overlap -- the very cache entry judge reads (the catalog index
+    asks once per distinct text when it first meets one, so that no request pays for tokenising it)."""
+    return _profile_tokens(*_cap_texts(cap_instrument_zh, cap_instrument_en, cap_measurand_zh, cap_measurand_en),
+                           " ".join(cap_keywords))
+
+
 def need_tokens(need_instrument: str, need_measurand: str) -> frozenset[str]:
     """The need's side of judge's word overlap."""
     return _profile_tokens(need_instrument, need_measurand, "")

@@ -28,7 +28,7 @@ import math
 import numpy as np
 
 from .capability import Capability, Site
-from .instruments import _cap_texts, _heads_quals
+from .instruments import _cap_texts, _heads_quals, capability_tokens
 from .routing import _DIM_OK_TRUE, _band_data, _segments, _unit_fits  # the router's own definitions: one truth
 
 NB = 3  # bands of one interval held in columns; an interval with more is routed by routing.route
@@ -115,6 +115,7 @@ def _derive(cap: Capability, intervals) -> tuple:
         if hq == len(HEADS_TEXT):
             HEADS_TEXT.append(itok)
         _TEXT_COLS.append((hq, MEASURANDS((ms.zh, ms.en))))
+        capability_tokens(*text)  # ~8 us once per text here, rather than in the first requests ranking by words
     hq, meas = _TEXT_COLS[itok]
     centre = _CENTRE_IDS.get(cap.centre_id)
     code = _CODE_IDS.get(cap.method_code)

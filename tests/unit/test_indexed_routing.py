@@ -379,11 +379,11 @@ _SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, Hea
 @pytest.fixture
 def small_blocks(monkeypatch):
     """Tiny blocks: several blocks per table, tail appends, new blocks, removals and compactions; a tiny
-    authorisation cache (cleared when full)."""
+    authorisation and centre memo (cleared when full, between requests)."""
     monkeypatch.setattr(route_table, "_BLOCK", 4)
     monkeypatch.setattr(route_table, "_TAIL", 3)
     monkeypatch.setattr(catalog_mod, "_SMALL_SET", 3)
-    monkeypatch.setattr(indexed_routing, "_AUTH_MAX", 3)
+    monkeypatch.setattr(indexed_routing, "_MEMO_MAX", 3)
 
 
 # ---- properties ------------------------------------------------------------------------------------------

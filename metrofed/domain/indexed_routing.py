@@ -398,18 +398,18 @@ def _blockers(rows: _Rows, facts: _Facts, sk: ServiceKind, reg: str | None, need
     if need.site is Site.LAB or need.site is Site.ON_SITE:
         bad = 1 if need.site is Site.LAB else 0  # route_table.SITE_CODE: on-site only / lab only
         blk[rows.col("site") == bad] = _SITE
-    if sk is ServiceKind.VERIFICATION or sk is ServiceKind.TYPE_EVALUATION:
+    if (sk is ServiceKind.VERIFICATION or sk is ServiceKind.TYPE_EVALUATION) and rows.n:
         code = rows.col("code")
         codes = _present(code)
-        local = np.zeros(int(codes[-1]) + 1 if len(codes) else 1, np.int64)
+        local = np.zeros(int(codes[-1]) + 1, np.int64)
         local[codes] = np.arange(len(codes))
-        cents = _present(centre)
-        table = np.zeros((len(CENTRES.values), len(codes)), np.bool_)
-        for ci in cents.tolist():
-            prof = facts.profile[ci]
-            for k, co in enumerate(codes.tolist()):
-                table[ci, k] = _auth_blocked(prof, sk, CODES.values[co], reg)
-        blk[table[centre, local[code]]] = _NA
+        pair = centre.astype(np.int64) * len(codes) + local[code]  # (centre, method code): judged once each
+        present = _present(pair)
+        blocked = np.zeros(int(present[-1]) + 1, np.bool_)
+        for p in present.tolist():
+            ci, k = divmod(p, len(codes))
+            blocked[p] = _auth_blocked(facts.profile[ci], sk, CODES.values[int(codes[k])], reg)
+        blk[blocked[pair]] = _NA
     return blk
 
 
@@ -657,12 +657,13 @@ def _split_pass(need, tables, excl, seam_min, ev, req, sk, reg, centres, load, t
                                          **{**route_kw, "max_candidates": 0, "explain": 0, "max_rejected": 0})
     weights = route_kw.get("weights", routing.WEIGHTS)
 
+    facts = _Facts(_present(rows.col("centre")), centres, load, need, weights)
+
     def adequate(ks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(usable, TUR) of pieces ``ks`` (row numbers, ascending)."""
         sub = rows.take(ks)
-        f = _Facts(_present(sub.col("centre")), centres, load, need, weights)
         r = _ratios(sub.col("bands"), sub.col("nb"), a[ks], b[ks], False, ev)
-        return (_blockers(sub, f, sk, reg, need) == _OK) & (r >= req), r
+        return (_blockers(sub, facts, sk, reg, need) == _OK) & (r >= req), r
 
     chosen = _greedy_rows(ev, rows, piece, a, b, adequate, pieces_c)
     first2 = _first_by_key(rows, nc, max_r)

@@ -48,6 +48,7 @@ the catalog groups capabilities by key and asks ``accepts`` once per key, not ``
 from __future__ import annotations
 
 import functools
+import operator
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -228,6 +229,11 @@ _QUAL_ZH = {"DC": "直流", "AC": "交流", "liquid": "液体", "gas": "气体",
 _SEP = re.compile(r"[/、,;|()\[\]（），；：:]+|\s+(?:and|or|&)\s+|[和及与或]")
 _TOKEN = re.compile(r"[a-z0-9]+|[\u3400-\u9fff]+")
 _CJK = re.compile(r"[\u3400-\u9fff]")
+# _QUALIFIERS with each term's kind worked out once: (term, 0 CJK | 1 one word | 2 several words (padded))
+_QUALIFIER_TERMS = tuple(
+    (group, scope, tuple((value, tuple((t, 0) if _CJK.search(t) else (t, 1) if " " not in t else (f" {t} ", 2)
+                                       for t in terms)) for value, terms in values))
+    for group, scope, values in _QUALIFIERS)
 
 
 def _singular(w: str) -> str:
@@ -259,23 +265,33 @@ for _hd in HEADS:
         _TERMS.append((_t if _cjk_term else " ".join(_singular(w) for w in _t.split()), _cjk_term, _hd))
 
 
+# term by its first character: (position in _TERMS, term, is CJK, head)
+_TERMS_BY_FIRST: dict[str, list[tuple[int, str, bool, Head]]] = {}
+for _i, (_t, _cjk_term, _hd) in enumerate(_TERMS):
+    _TERMS_BY_FIRST.setdefault(_t[0], []).append((_i, _t, _cjk_term, _hd))
+
+
 def _find(s: str) -> list[tuple[int, int, Head]]:
-    """Every vocabulary match in the token string ``s``: (start, end, head)."""
-    out = []
-    padded = f" {s} "
-    for term, cjk, hd in _TERMS:
-        if cjk:
-            i = s.find(term)
-            while i >= 0:
-                out.append((i, i + len(term), hd))
-                i = s.find(term, i + 1)
-        else:
-            needle = f" {term} "
-            i = padded.find(needle)
-            while i >= 0:
-                out.append((i, i + len(term), hd))  # padded index i is the start in s (after the leading space)
-                i = padded.find(needle, i + 1)
-    return out
+    """Every vocabulary match in the token string ``s``: (start, end, head) -- CJK terms anywhere, others as
+    whole tokens; in vocabulary order, then by position (the order a tie in ``_segment_heads`` keeps). Only
+    the terms starting with the character at hand are tried at each position."""
+    hits = []
+    n = len(s)
+    by_first = _TERMS_BY_FIRST
+    for i, ch in enumerate(s):
+        terms = by_first.get(ch)
+        if terms is None:
+            continue
+        for ti, term, cjk, hd in terms:
+            if s.startswith(term, i):
+                end = i + len(term)
+                if cjk or ((i == 0 or s[i - 1] == " ") and (end == n or s[end] == " ")):
+                    hits.append((ti, i, end, hd))
+    hits.sort(key=_TERM_ORDER)
+    return [(a, b, hd) for _, a, b, hd in hits]
+
+
+_TERM_ORDER = operator.itemgetter(0, 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,16 +326,18 @@ _TC_TYPE_FIRST = re.compile(r"type[-\s]*([knejtsrb](?:\s*/\s*[knejtsrb])*)(?![a-
 
 def _qualifiers(text: str, head_keys: set[str]) -> list[tuple[str, frozenset]]:
     t = _norm(text)
-    words = set(_TOKEN.findall(t))
+    tokens = _TOKEN.findall(t)
+    words = set(tokens)
+    joined = f" {' '.join(tokens)} "
     out = []
-    for group, scope, values in _QUALIFIERS:
+    for group, scope, values in _QUALIFIER_TERMS:
         if scope is not None and not (scope & head_keys):
             continue
         got = set()
         for value, terms in values:
-            for term in terms:
-                if (_CJK.search(term) and term in t) or (not _CJK.search(term) and (
-                        term in words if " " not in term else f" {term} " in f" {' '.join(_TOKEN.findall(t))} ")):
+            for term, kind in terms:
+                # CJK: anywhere in the text; a word: a token; several words: consecutive tokens
+                if term in (t if kind == 0 else words if kind == 1 else joined):
                     got.add(value)
                     break
         if "交直流" in t:

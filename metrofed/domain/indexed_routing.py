@@ -39,8 +39,8 @@ import numpy as np
 
 from . import legal, routing
 from .capability import MEASURING_KINDS, ServiceKind, Site
-from .instruments import OVERLAP_MAX, judge_uncached, measurand_tokens, need_key, need_tokens, overlap_relevance
-from .route_table import CENTRES, CODES, HEADS, HEADS_TEXT, ITEXTS, MEASURANDS, NB
+from .instruments import OVERLAP_MAX, judge_uncached, need_key, need_tokens
+from .route_table import B_HI, B_LO, B_UR, B_Z, CENTRES, CODES, HEADS, HEADS_TEXT, ITEXTS, bandsets, overlap_counts
 
 RC = routing.ReasonCode
 _OK, _UA, _NA, _SITE, _NC, _RNC = 0, 1, 2, 3, 4, 5
@@ -96,27 +96,13 @@ class _Rows:
         if got is None:
             if len(self.parts) == 1:
                 b, i = self.parts[0]
-                got = getattr(b, name)[:, i, :] if name == "bands" else getattr(b, name)[i]
+                got = getattr(b, name)[i]
             elif not self.parts:
-                got = np.empty((6, 0, NB)) if name == "bands" else np.empty(0, np.int64)
-            elif name == "bands":
-                got = np.concatenate([b.bands[:, i, :] for b, i in self.parts], axis=1)
+                got = np.empty(0, np.int64)
             else:
                 got = np.concatenate([getattr(b, name)[i] for b, i in self.parts])
             self._cols[name] = got
         return got
-
-    def band0(self, ks: np.ndarray | None = None) -> np.ndarray:
-        """The first band's (relative U, absolute U, factor to 95 %, zero) of each row (or of rows ``ks``),
-        shaped (4, rows)."""
-        if ks is not None and len(self.parts) != 1:
-            return self.take(ks).band0()
-        if len(self.parts) == 1:
-            b, i = self.parts[0]
-            return b.b0[:, i if ks is None else i[ks]]
-        if not self.parts:
-            return np.empty((4, 0))
-        return np.concatenate([b.b0[:, i] for b, i in self.parts], axis=1)
 
     def caps(self, ks) -> list:
         """The capabilities of rows ``ks``."""
@@ -134,18 +120,20 @@ class _Rows:
             out.append(b.caps[int(i[k - self.offsets[pp]])])
         return out
 
-    def key_pairs(self, ks: np.ndarray, want: int) -> list[tuple[str, int]]:
-        """(key, row) for rows ``ks`` (ascending) that can be among the ``want`` first by key: in a block
-        built in key order only its first ``want`` of them (rows keep their block's order)."""
-        out: list[tuple[str, int]] = []
+    def key_pairs(self, ks: np.ndarray, want: int) -> list[tuple[tuple[str, str], int]]:
+        """((centre id, capability id), row) for the rows ``ks`` (ascending) that can be among the ``want``
+        first in that order: of a block built in that order only its first ``want`` (rows keep their
+        block's order), of another (a live tail) all."""
+        out: list[tuple[tuple[str, str], int]] = []
+        offsets = self.offsets.tolist()
+        bounds = np.searchsorted(ks, offsets).tolist()
         for p, (b, i) in enumerate(self.parts):
-            lo, hi = self.offsets[p], self.offsets[p + 1]
-            sel = ks[np.searchsorted(ks, lo):np.searchsorted(ks, hi)]
+            sel = ks[bounds[p]:bounds[p + 1]]
             if b.key_sorted:
                 sel = sel[:want]
             if len(sel):
-                keys = b.keys
-                out.extend(zip((keys[j] for j in i[sel - lo].tolist()), sel.tolist()))
+                caps = [b.caps[j] for j in i[sel - offsets[p]].tolist()]
+                out.extend(zip([(c.centre_id, c.capability_id) for c in caps], sel.tolist()))
         return out
 
     def take(self, ks) -> "_Rows":
@@ -304,27 +292,37 @@ def _ratios(bands: np.ndarray, nb: np.ndarray, a, b, point: bool, ev) -> np.ndar
 
 
 def _range_ratios(rows: "_Rows", lo: float, hi: float, point: bool, ev) -> np.ndarray:
-    """``_ratios`` over [lo, hi] for every row of ``rows``. Rows whose one band contains the whole range
-    (nearly all) take the short way: their overlap is exactly [lo, hi], so the candidate points are
-    scalars; the others go through ``_ratios``."""
-    n = rows.n
-    if not n:
+    """``_ratios`` over [lo, hi] for every row of ``rows``: once per distinct band set among them
+    (route_table.bandsets), read per row."""
+    if not rows.n:
         return np.empty(0)
+    ids = rows.col("bset")
+    present = _present(ids)
+    bands, nb = bandsets()  # taken after the rows: they hold every band set the rows name
+    local = np.zeros(int(present[-1]) + 1, np.intp)
+    local[present] = np.arange(len(present))
+    return _set_ratios(bands[:, present, :], nb[present], lo, hi, point, ev)[local[ids]]
+
+
+def _set_ratios(bands: np.ndarray, nb: np.ndarray, lo: float, hi: float, point: bool, ev) -> np.ndarray:
+    """``_ratios`` over [lo, hi] for band sets (``bands`` shaped (field, set, band slot)). Sets of one band
+    containing the whole range (nearly all) take the short way: their overlap is exactly [lo, hi], so the
+    candidate points are scalars; the others go through ``_ratios``."""
+    n = len(nb)
     eps, t_rel, t_const, floor, nz = ev.eps, ev.t_rel, ev.t_const, ev.floor, ev.zero
-    one = (rows.col("nb") == 1) & (rows.col("lo") <= lo) & (rows.col("hi") >= hi)
+    one = (nb == 1) & (bands[B_LO, :, 0] <= lo) & (bands[B_HI, :, 0] >= hi)
     out = np.empty(n)
     rest = np.flatnonzero(~one)
     if len(rest):
-        sub = rows.take(rest)
-        out[rest] = _ratios(sub.col("bands"), sub.col("nb"), lo, hi, point, ev)
+        out[rest] = _ratios(bands[:, rest, :], nb[rest], lo, hi, point, ev)
     if len(rest) == n:
         return out
-    fast = np.flatnonzero(one) if len(rest) else None
+    fast = np.flatnonzero(one)
     # s0 = lo, s1 = hi exactly (routing._worst: ``b_lo if b_lo > lo else lo``)
     if not ((hi - lo >= -eps) if point else (hi - lo > eps)):
-        out[fast if fast is not None else slice(None)] = _INF  # no part of positive length: nothing evaluable
+        out[fast] = _INF  # no part of positive length: nothing evaluable
         return out
-    ur, ua, f95, bz = rows.band0(fast)
+    ur, ua, f95, bz = bands[B_UR:B_Z + 1, fast, 0]
     subs = routing._outside_floor(lo, hi, nz, floor) if floor else [(lo, hi)]
     best = np.full(len(ur), _INF)  # no sub-interval (the range lies within the floor): no point, inf
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -335,8 +333,6 @@ def _range_ratios(rows: "_Rows", lo: float, hi: float, point: bool, ev) -> np.nd
             if len(inner):  # the zero of a band's unit inside the range (°C bands on a K range ...)
                 r = _tu(bz[inner], t_rel, t_const, nz, ur[inner], ua[inner], f95[inner], bz[inner])
                 best[inner] = np.minimum(best[inner], r)
-    if fast is None:
-        return best
     out[fast] = best
     return out
 
@@ -433,10 +429,10 @@ def _top(rows: _Rows, base: np.ndarray, k: int, need, check_instrument: bool, we
     """Row numbers (ascending) that can be among the best ``k`` by score (``_MARGIN`` below the k-th
     included).
 
-    The instrument term: when both sides name an instrument the vocabulary knows, judge's relevance depends
-    on the capability's parsed heads alone, so it is asked once per distinct parse (route_table.HEADS) and
-    known for every row; otherwise (word overlap) it is bounded by OVERLAP_MAX and computed exactly, per
-    distinct text, only for the rows whose upper bound reaches the k-th best exact score."""
+    The instrument term, exactly as judge gives it, for every row: when both sides name an instrument the
+    vocabulary knows, judge's relevance depends on the capability's parsed heads alone, so it is asked once
+    per distinct parse (route_table.HEADS); otherwise it is the share of the need's words the capability's
+    text has (word overlap), counted for all texts at once (route_table.overlap_counts)."""
     n = len(base)
     if n <= k:
         return np.arange(n)
@@ -451,7 +447,7 @@ def _top(rows: _Rows, base: np.ndarray, k: int, need, check_instrument: bool, we
         izh, ien, mzh, men, kw = texts[t]
         return w_i * judge_uncached(ni, nm, izh, ien, mzh, men, kw).relevance
 
-    i_term = np.full(n, w_i * OVERLAP_MAX)  # an upper bound where not known
+    i_term = np.empty(n)
     known = np.zeros(n, np.bool_)
     if need_key(ni, nm)[0]:
         hq = rows.col("hq")
@@ -463,47 +459,14 @@ def _top(rows: _Rows, base: np.ndarray, k: int, need, check_instrument: bool, we
         v = by_hq[hq]
         known = ~np.isnan(v)
         i_term[known] = v[known]
-    if not known.all():
-        # word overlap: complete when the need's words are all in the capability's measurand (the bound,
-        # exact), none at all when the need has no words
-        nt = need_tokens(ni, nm)
-        meas = rows.col("meas")
+    if not known.all():  # ranked by word overlap (judge's branch for it): share of the need's words
         unk = np.flatnonzero(~known)
-        if not nt:
-            i_term[unk] = w_i * round(OVERLAP_MAX * 0.0, 6)
-            known[unk] = True
-        else:
-            present = _present(meas[unk])
-            full = np.zeros(int(present[-1]) + 1, np.bool_)
-            for m_id in present.tolist():
-                full[m_id] = nt <= measurand_tokens(*MEASURANDS.values[m_id])
-            hit = unk[full[meas[unk]]]
-            i_term[hit] = w_i * round(OVERLAP_MAX * 1.0, 6)
-            known[hit] = True
-    if known.all():
-        return _best_by_score(base + i_term, k)
-    memo: dict[int, float] = {}
-    ub = base + i_term
-    t = min(n, k + k // 2 + 8)
-    while True:
-        ks = np.argpartition(-ub, t - 1)[:t] if t < n else np.arange(n)
-        exact = i_term[ks]
-        for j in np.flatnonzero(~known[ks]).tolist():
-            tk = int(itok[ks[j]])
-            v = memo.get(tk)
-            if v is None:  # an unknown row is ranked by word overlap (judge's branch for it)
-                v = memo[tk] = w_i * overlap_relevance(ni, nm, *texts[tk])
-            exact[j] = v
-        s = base[ks] + exact
-        kth = np.partition(s, len(s) - k)[len(s) - k]
-        if t >= n:
-            break
-        rest = np.ones(n, np.bool_)
-        rest[ks] = False
-        if ub[rest].max() < kth - _MARGIN:
-            break
-        t = min(n, t * 2)
-    return np.sort(ks[s >= kth - _MARGIN])
+        nt = need_tokens(ni, nm)
+        # judge's own arithmetic for each possible count of shared words
+        by_count = np.array([w_i * round(OVERLAP_MAX * (c / len(nt) if nt else 0.0), 6)
+                             for c in range(len(nt) + 1)])
+        i_term[unk] = by_count[overlap_counts(nt)[itok[unk]]] if nt else by_count[0]
+    return _best_by_score(base + i_term, k)
 
 
 def _best_by_score(s: np.ndarray, k: int) -> np.ndarray:
@@ -513,25 +476,13 @@ def _best_by_score(s: np.ndarray, k: int) -> np.ndarray:
 
 
 def _first_by_key(rows: _Rows, ks: np.ndarray, limit: int | None) -> list[int]:
-    """The ``limit`` rows of ``ks`` first in (centre id, capability id) order (all of them for None): by
-    centre (ranked once per request): every row of the centres before the last one needed, then that one's
-    first by key -- "centre/capability", whose order within one centre is the capability id's."""
+    """The ``limit`` rows of ``ks`` first in (centre id, capability id) order, then by row (all of them for
+    None): among the first ``limit`` of each block built in that order."""
     if limit is None or len(ks) <= limit:
         return ks.tolist()
     if limit <= 0:
         return []
-    centre = rows.col("centre")[ks]
-    present = _present(centre)
-    order = sorted(present.tolist(), key=lambda ci: CENTRES.values[ci])
-    rank = np.zeros(int(present[-1]) + 1, np.int64)
-    rank[order] = np.arange(len(order))
-    r = rank[centre]
-    counts = np.bincount(r, minlength=len(order)).cumsum()
-    last = int(np.searchsorted(counts, limit))  # the ranks up to this one hold at least ``limit`` rows
-    out = ks[r < last].tolist()  # every row of the centres before the last one needed
-    want = limit - len(out)
-    out.extend(k for _, k in heapq.nsmallest(want, rows.key_pairs(ks[r == last], want)))
-    return out
+    return [k for _, k in heapq.nsmallest(limit, rows.key_pairs(ks, limit))]
 
 
 # ---- the path ---------------------------------------------------------------------------------------
@@ -658,11 +609,13 @@ def _split_pass(need, tables, excl, seam_min, ev, req, sk, reg, centres, load, t
     weights = route_kw.get("weights", routing.WEIGHTS)
 
     facts = _Facts(_present(rows.col("centre")), centres, load, need, weights)
+    bands, nb = bandsets()  # taken after the rows (see _range_ratios)
 
     def adequate(ks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(usable, TUR) of pieces ``ks`` (row numbers, ascending)."""
         sub = rows.take(ks)
-        r = _ratios(sub.col("bands"), sub.col("nb"), a[ks], b[ks], False, ev)
+        ids = sub.col("bset")
+        r = _ratios(bands[:, ids, :], nb[ids], a[ks], b[ks], False, ev)
         return (_blockers(sub, facts, sk, reg, need) == _OK) & (r >= req), r
 
     chosen = _greedy_rows(ev, rows, piece, a, b, adequate, pieces_c)

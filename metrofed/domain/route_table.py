@@ -4,7 +4,7 @@ An *entry* is one contiguous interval of a capability's joined coverage (``catal
 capability with a gap between its bands has two. Besides the interval and the uncertainty floor the
 lookup reads (``covering``), each entry carries, as numbers, everything the router's rules 3-7 and its
 score read of the capability -- the bands of the interval (up to ``NB``), centre, site, capacity, price,
-lead time, method code and instrument text (the last three as interned ids) -- so that
+lead time, method code and instrument text (the bands, centre, code and text as interned ids) -- so that
 ``indexed_routing`` can judge thousands of entries per request with array operations instead of a Python
 loop per capability.
 
@@ -13,6 +13,11 @@ units fit the quantity kind, their data are finite, the interval is exactly one 
 (bands joined at eps 0) and holds at most ``NB`` bands. Whether a segment seam could close at a
 request's tolerance is decided per request from ``seam`` (the capability's smallest gap between
 segments). Everything else is routed by ``routing.route`` itself.
+
+Band sets: the band data of an interval (routing._band_data per band) are interned process-wide
+(``bandsets``), and a row holds the id: capabilities repeat the same ranges and uncertainties (one lab's
+bands for many instrument types, the same standard at many labs), so a request judges each distinct band
+set once (3.5k of them at 100k capabilities in bench/synthetic.py) and reads the result per row.
 
 Storage: a table is a tuple of immutable blocks of columns (numpy arrays). A live insert copies only the
 last block while it is small (``_TAIL`` rows), else starts a new one; a removal copies one block's
@@ -35,7 +40,7 @@ NB = 3  # bands of one interval held in columns; an interval with more is routed
 _BLOCK = 65536  # rows per block when a table is built (fewer, larger blocks: fewer array calls per lookup)
 _TAIL = 1024  # a live insert copies the last block while it has fewer rows than this, else starts one
 
-# Band data fields (the first axis of ``Block.bands``, shaped (field, row, band)): routing._band_data's tuple.
+# Band data fields (the first axis of a band-set array, shaped (field, set, band)): routing._band_data's tuple.
 B_LO, B_HI, B_UR, B_UA, B_F95, B_Z = range(6)
 
 SITE_CODE = {Site.LAB: 0, Site.ON_SITE: 1, Site.BOTH: 2}
@@ -65,11 +70,60 @@ CODES = Interner()  # method code
 ITEXTS = Interner()  # (instrument zh, en, measurand zh, en, keywords): what instruments.judge reads
 HEADS = Interner()  # instruments._heads_quals of the capability's texts: judge's relevance depends only on it
 HEADS_TEXT: list[int] = []  # HEADS id -> an ITEXTS id with that parse (to ask judge about it)
-MEASURANDS = Interner()  # (measurand zh, en)
 
 
 _TEXT_IDS, _CENTRE_IDS, _CODE_IDS = ITEXTS.ids, CENTRES.ids, CODES.ids  # direct lookups on the hot path
-_TEXT_COLS: list[tuple[int, int]] = []  # ITEXTS id -> (HEADS id, MEASURANDS id), computed with the text's id
+_TEXT_HEADS: list[int] = []  # ITEXTS id -> HEADS id, computed with the text's id
+# word of judge's word overlap (instruments.capability_tokens) -> the ITEXTS ids whose text has it; appended
+# on the writer thread (a reader sees a prefix, which holds every id of the snapshot it reads)
+_POSTINGS: dict[str, list[int]] = {}
+_POSTING_ARRAYS: dict[str, np.ndarray] = {}  # the same as arrays, remade when the list has grown
+
+
+def overlap_counts(words) -> np.ndarray:
+    """Per ITEXTS id, how many of ``words`` (a need's side of judge's word overlap) its capability text has
+    -- the numerator of judge's overlap, for every text at once."""
+    parts = []
+    for w in words:
+        ids = _POSTINGS.get(w)
+        if not ids:
+            continue
+        arr = _POSTING_ARRAYS.get(w)
+        if arr is None or len(arr) != len(ids):
+            arr = _POSTING_ARRAYS[w] = np.array(ids, np.int64)
+        parts.append(arr)
+    n = len(ITEXTS.values)
+    return np.bincount(np.concatenate(parts), minlength=n) if parts else np.zeros(n, np.int64)
+
+
+# Band sets: id -> (band data per field, set, band slot) and band count, in arrays the writer thread fills
+# (doubling their capacity when full: a reader keeps the arrays it took, which hold every id it can meet).
+# Id 0 is the empty set (rows routing.route judges itself).
+_BSET_IDS: dict[tuple, int] = {(): 0}
+_bs_bands = np.zeros((6, 1024, NB))
+_bs_nb = np.zeros(1024, np.int8)
+
+
+def _bandset(bd: tuple) -> int:
+    """The id of the band set ``bd`` (routing._band_data tuples, at most NB), interning it when new."""
+    global _bs_bands, _bs_nb
+    i = _BSET_IDS.get(bd)
+    if i is None:
+        i = len(_BSET_IDS)
+        if i == len(_bs_nb):
+            bands, nb = np.zeros((6, 2 * i, NB)), np.zeros(2 * i, np.int8)
+            bands[:, :i], nb[:i] = _bs_bands, _bs_nb
+            _bs_bands, _bs_nb = bands, nb
+        for t, row in enumerate(bd):
+            _bs_bands[:, i, t] = row
+        _bs_nb[i] = len(bd)
+        _BSET_IDS[bd] = i  # published last: a reader never meets an id whose data are not written yet
+    return i
+
+
+def bandsets() -> tuple[np.ndarray, np.ndarray]:
+    """(band data shaped (field, set, band slot), band count per set), indexed by band-set id."""
+    return _bs_bands, _bs_nb
 
 
 def _derive(cap: Capability, intervals) -> tuple:
@@ -110,31 +164,31 @@ def _derive(cap: Capability, intervals) -> tuple:
     itok = _TEXT_IDS.get(text)
     if itok is None:
         itok = ITEXTS(text)
-    if itok == len(_TEXT_COLS):  # a text not seen before
+    if itok == len(_TEXT_HEADS):  # a text not seen before
         hq = HEADS(_heads_quals(*_cap_texts(it.zh, it.en, ms.zh, ms.en), True))  # cached: the group key parsed it
         if hq == len(HEADS_TEXT):
             HEADS_TEXT.append(itok)
-        _TEXT_COLS.append((hq, MEASURANDS((ms.zh, ms.en))))
-        capability_tokens(*text)  # ~8 us once per text here, rather than in the first requests ranking by words
-    hq, meas = _TEXT_COLS[itok]
+        _TEXT_HEADS.append(hq)
+        for word in capability_tokens(*text):  # tokenised once per text, here rather than in a request
+            _POSTINGS.setdefault(word, []).append(itok)
     centre = _CENTRE_IDS.get(cap.centre_id)
     code = _CODE_IDS.get(cap.method_code)
     cols = (CENTRES(cap.centre_id) if centre is None else centre, SITE_CODE.get(cap.site, 2), cap.capacity_per_month,
-            cap.price_cny, cap.lead_time_days, CODES(cap.method_code) if code is None else code, itok, hq, meas)
+            cap.price_cny, cap.lead_time_days, CODES(cap.method_code) if code is None else code, itok,
+            _TEXT_HEADS[itok])
     return per, seam, cols
 
 
-_PAD = (0.0,) * 6
-# the numbers of a row: lo, hi, floor (ur, ua, uz), seam, simple, band count, intervals of the capability,
-# the capability's 9 columns (see _derive), the first band's 6 fields
-_NUMS = 24
+# the numbers of a row: lo, hi, floor (ur, ua, uz), seam, simple, intervals of the capability, the
+# capability's 8 columns (see _derive), band-set id
+_NUMS = 17
 
 
 class Block:
     """Immutable columns of up to ``_BLOCK`` entries; ``alive`` masks removed ones."""
 
-    __slots__ = ("lo", "hi", "ur", "ua", "uz", "hkey", "alive", "nlive", "simple", "seam", "bands", "nb", "centre",
-                 "site", "capn", "price", "lead", "code", "itok", "hq", "meas", "nseg", "caps", "keys", "plain", "b0",
+    __slots__ = ("lo", "hi", "ur", "ua", "uz", "hkey", "alive", "nlive", "simple", "seam", "bset", "centre",
+                 "site", "capn", "price", "lead", "code", "itok", "hq", "nseg", "caps", "keys", "plain",
                  "seam_floor", "any_uz", "key_sorted")
 
     def _finish(self) -> "Block":
@@ -143,9 +197,6 @@ class Block:
         self.seam_floor = float(self.seam.min()) if len(self.seam) else math.inf
         self.any_uz = bool(self.uz.any())  # a relative U counted from a zero other than 0 (°C ...)
         self.plain = self.seam_floor if self.simple.all() else -math.inf
-        # the first band's U fields (relative, absolute, factor to 95 %, zero), contiguous: what a request
-        # whose range lies in one band reads of every row
-        self.b0 = np.ascontiguousarray(self.bands[B_UR:B_Z + 1, :, 0])
         return self
 
     def __len__(self) -> int:
@@ -153,31 +204,25 @@ class Block:
 
     @classmethod
     def of_rows(cls, rows: list[tuple], key_sorted: bool = False) -> "Block":
-        """``rows``: (lo, key, hi, cap, numbers, further bands) -- see GroupTable.rows_of; ``key_sorted``: they
-        are in key order (a built block: the first rejections of a centre are then its first rows)."""
+        """``rows``: (lo, key, hi, cap, numbers) -- see GroupTable.rows_of; ``key_sorted``: they
+        are in (centre, capability) order (a built block: the first rejections in that order are then among
+        its first rows)."""
         b = cls()
         b.key_sorted = key_sorted
         n = len(rows)
         m = np.fromiter(itertools.chain.from_iterable(r[4] for r in rows), np.float64, n * _NUMS).reshape(n, _NUMS)
         b.lo, b.hi, b.ur, b.ua, b.uz, b.seam = (m[:, j].copy() for j in range(6))
         b.simple = m[:, 6] != 0
-        b.nb = m[:, 7].astype(np.int8)
-        b.nseg = m[:, 8].astype(np.int16)
-        b.centre = m[:, 9].astype(np.int32)
-        b.site = m[:, 10].astype(np.int8)
-        b.capn = m[:, 11].copy()
-        b.price = m[:, 12].copy()
-        b.lead = m[:, 13].copy()
-        b.code = m[:, 14].astype(np.int32)
-        b.itok = m[:, 15].astype(np.int32)
-        b.hq = m[:, 16].astype(np.int32)
-        b.meas = m[:, 17].astype(np.int32)
-        bands = np.zeros((6, n, NB))
-        bands[:, :, 0] = m[:, 18:24].T
-        for j in [j for j, r in enumerate(rows) if r[5]]:  # the rare interval of several bands
-            for t, bd in enumerate(rows[j][5], 1):
-                bands[:, j, t] = bd
-        b.bands = bands
+        b.nseg = m[:, 7].astype(np.int16)
+        b.centre = m[:, 8].astype(np.int32)
+        b.site = m[:, 9].astype(np.int8)
+        b.capn = m[:, 10].copy()
+        b.price = m[:, 11].copy()
+        b.lead = m[:, 12].copy()
+        b.code = m[:, 13].astype(np.int32)
+        b.itok = m[:, 14].astype(np.int32)
+        b.hq = m[:, 15].astype(np.int32)
+        b.bset = m[:, 16].astype(np.int32)
         b.hkey = np.fromiter(map(hash, (r[1] for r in rows)), np.int64, n)
         b.alive = np.ones(n, np.bool_)
         b.nlive = n
@@ -197,10 +242,8 @@ class Block:
         """A new block of the rows ``idx`` (in that order)."""
         b = Block()
         b.key_sorted = self.key_sorted  # idx ascending: the order is kept
-        for s in ("lo", "hi", "ur", "ua", "uz", "hkey", "simple", "seam", "nb", "centre", "site", "capn",
-                  "price", "lead", "code", "itok", "hq", "meas", "nseg"):
+        for s in _COLUMNS:
             setattr(b, s, getattr(self, s)[idx])
-        b.bands = self.bands[:, idx, :]
         b.alive = np.ones(len(idx), np.bool_)
         b.nlive = len(idx)
         b.caps = [self.caps[j] for j in idx]
@@ -211,14 +254,16 @@ class Block:
     def concat(blocks: list["Block"]) -> "Block":
         b = Block()
         b.key_sorted = False
-        for s in ("lo", "hi", "ur", "ua", "uz", "hkey", "alive", "simple", "seam", "nb", "centre", "site",
-                  "capn", "price", "lead", "code", "itok", "hq", "meas", "nseg"):
+        for s in _COLUMNS + ("alive",):
             setattr(b, s, np.concatenate([getattr(x, s) for x in blocks]))
-        b.bands = np.concatenate([x.bands for x in blocks], axis=1)
         b.nlive = sum(x.nlive for x in blocks)
         b.caps = [c for x in blocks for c in x.caps]
         b.keys = [k for x in blocks for k in x.keys]
         return b._finish()
+
+
+_COLUMNS = ("lo", "hi", "ur", "ua", "uz", "hkey", "simple", "seam", "bset", "centre", "site", "capn", "price", "lead",
+            "code", "itok", "hq", "nseg")
 
 
 class GroupTable:
@@ -232,7 +277,7 @@ class GroupTable:
 
     @staticmethod
     def rows_of(cap: Capability, key: str, intervals, u_floor) -> list[tuple]:
-        """Rows of one capability: one per interval, (lo, key, hi, cap, numbers, further bands), the numbers
+        """Rows of one capability: one per interval, (lo, key, hi, cap, numbers), the numbers
         being Block's columns in ``_NUMS`` order. ``u_floor(cap)`` = (ur, ua, uz) with U95 >= ur*|x - uz| + ua
         in every band (catalog._u_floor); for a simple one-band capability it is read off its band data."""
         per, seam, cols = _derive(cap, intervals)
@@ -243,14 +288,15 @@ class GroupTable:
             head = (*u_floor(cap), seam)
         nseg = len(per)
         out = []
-        for (lo, hi), (ok, bdl, k) in zip(intervals, per):
-            nums = (lo, hi) + head + ((1.0, k, nseg) if ok else (0.0, 0, nseg)) + cols + (bdl[0] if ok else _PAD)
-            out.append((lo, key, hi, cap, nums, bdl[1:] if ok and k > 1 else None))
+        for (lo, hi), (ok, bdl, _k) in zip(intervals, per):
+            nums = (lo, hi) + head + ((1.0, nseg, *cols, _bandset(tuple(bdl))) if ok else (0.0, nseg, *cols, 0))
+            out.append((lo, key, hi, cap, nums))
         return out
 
     @classmethod
     def build(cls, rows: list[tuple]) -> "GroupTable":
-        rows.sort(key=lambda r: (r[1], r[0]))  # by key: see Block.of_rows
+        # by (centre, capability), see Block.of_rows; = by key within a centre ("centre/capability")
+        rows.sort(key=lambda r: (r[3].centre_id, r[3].capability_id, r[0]))
         return cls(tuple(Block.of_rows(rows[i:i + _BLOCK], True) for i in range(0, len(rows), _BLOCK)))
 
     def insert(self, rows: list[tuple]) -> "GroupTable":

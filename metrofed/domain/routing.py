@@ -144,8 +144,7 @@ def effective_service_kind(need: Need) -> tuple[ServiceKind, bool, str | None, s
     return (ServiceKind.VERIFICATION if required else ServiceKind.CALIBRATION), required, reg, reason
 
 
-def _fmt(x: float) -> str:
-    return units.format_value(x)
+_fmt = units.format_value  # (x) -> compact text, 4 significant digits
 
 
 def _disp(unit: str) -> str:
@@ -396,6 +395,7 @@ def _route(need: Need, candidates: Iterable[Capability], centres: Mapping[str, C
     need_instr, need_meas = need.instrument_type, need.measurand
     nkey = instruments.need_key(need_instr, need_meas) if check_instrument else None
     imemo: dict[tuple, bool] = {}  # instrument text -> rule 2b passes
+    kmemo: dict[tuple, bool] = {}  # parsed instrument key -> rule 2b passes
     jmemo: dict[tuple, tuple] = {}  # instrument text -> (judge(...), instrument score term)
     gmemo: dict[int, tuple] = {}  # band-set token -> (cover, segments, worst, idxs used, split material?, margin)
     bsets: dict[tuple, tuple] = {}  # band numbers -> (band-set token, band set): see _prepare
@@ -431,9 +431,13 @@ def _route(need: Need, candidates: Iterable[Capability], centres: Mapping[str, C
             btok, bshared = rec[7], rec[8]
         if check_instrument:
             ok = imemo.get(itok)
-            if ok is None:
+            if ok is None:  # decided per parsed key (few per call: texts parse to a few instrument groups)
                 it, ms = cap.instrument_type, cap.measurand
-                ok = imemo[itok] = instruments.accepts_uncached(nkey, instruments.capability_key(it.zh, it.en, ms.zh, ms.en))
+                ck = instruments.capability_key(it.zh, it.en, ms.zh, ms.en)
+                ok = kmemo.get(ck)
+                if ok is None:
+                    ok = kmemo[ck] = instruments.accepts_uncached(nkey, ck)
+                imemo[itok] = ok
             if not ok:
                 rj_it.append((cid, capid, _V_IT, seq, ReasonCode.INSTRUMENT_TYPE, _txt_instrument, verb, need_instr,
                               need_meas, cap))
@@ -955,8 +959,12 @@ def _candidate(e: list, ctx: tuple) -> Candidate:
     else:
         timing = f"lead time {lead} d meets the deadline ({days_left} d left)"
     bands = cap.bands
-    bands_txt = _band_text(bands[used[0]]) if len(used) == 1 else " joined with ".join([_band_text(bands[i])
-                                                                                         for i in used])
+    if len(used) == 1:
+        bands_txt = _band_text(bands[used[0]])
+        worst_txt = bands_txt if used[0] == bi else _band_text(bands[bi])
+    else:
+        bands_txt = " joined with ".join([_band_text(bands[i]) for i in used])
+        worst_txt = _band_text(bands[bi])
     u_at, t_at = u95 / mult, t / mult  # need.delta_from_si
     fmt = units.format_value
     c = _CandidateFields(cap.centre_id, cap.capability_id, cap.version, used, wp, n_unit, u_at, t_at, ratio, score,
@@ -965,7 +973,7 @@ def _candidate(e: list, ctx: tuple) -> Candidate:
                              f" [{cap.centre_id}/{cap.capability_id} v{cap.version}, "
                              f"{SERVICE_KIND_ZH[cap.service_kind]} {cap.method_code}]: ",
                              f"{im.why}; " if im is not None else "",
-                             f"{bands_txt} {covers}worst point {fmt(wp)} {n_unit} in {_band_text(bands[bi])}: "
+                             f"{bands_txt} {covers}worst point {fmt(wp)} {n_unit} in {worst_txt}: "
                              f"U = {fmt(u_at)} {n_unit} (k=2, 95 %) against tolerance ±{fmt(t_at)} {n_unit}, "
                              f"TUR {'∞' if ratio == math.inf else fmt(ratio)}:1 {required}",
                              f"{where}; {timing}; price ¥{fmt(cap.price_cny)}; load {ld:.0%}; score {score:.3f}.")),

@@ -590,13 +590,16 @@ def parse_relative(value: str | float | int, *, field: str) -> float:
     return frac
 
 
+_G_SPECS = tuple(f".{n}g" for n in range(18))  # the format spec per significant digits, made once
+
+
 def format_value(x: float, sig: int = 4) -> str:
     """Compact human number: 0.96, 2.5, 60000, 1.2e-05 (``sig`` significant digits)."""
     if x == 0:
         return "0"
     if not math.isfinite(x):
         return str(x)
-    s = f"{x:.{sig}g}"
+    s = format(x, _G_SPECS[sig] if 0 <= sig < 18 else f".{sig}g")
     if "e" in s and 1e-4 <= abs(x) < 1e9:
         s = repr(float(s))
     if s.endswith(".0"):

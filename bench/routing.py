@@ -6,7 +6,8 @@
 
 For each size: generate the synthetic federation (bench/synthetic.py), build the snapshot with a
 ``CatalogBuilder`` (build time), measure memory (RSS growth per 100k capabilities, rows + index), then
-route a few hundred realistic needs through ``catalog.route_need`` -- the very function
+route 1000 realistic needs, each once and unseen (the warm-up routes other needs), through
+``catalog.route_need`` -- the very function
 ``GatewayApp.route`` calls: the index's entries of the need's quantity kind, effective service kind,
 accepted instrument groups and SI range judged as arrays, ``route(...)`` over the witness set it keeps;
 when nothing is eligible, the overlapping entries give the split -- and print p50/p99 next to the goals,
@@ -152,7 +153,7 @@ def bench_size(n: int, n_needs: int, centres_n: int = 60) -> dict:
     for need in _need_objects(20, today, seed=6)[0]:
         route_once(snap, need, centres_map, load, today)
     print(f"  [{n:,}] routing {len(needs)} needs ...", flush=True)
-    # the collector's young generations emptied of this bench's own setup objects (300 needs ...), as a
+    # the collector's young generations emptied of this bench's own setup objects (the needs ...), as a
     # gateway's are of its own between requests: the first collections inside the loop would traverse them
     gc.collect()
     tot_ms, counts, eligible, served, split = [], [], [], 0, 0
@@ -252,7 +253,8 @@ def bench_size(n: int, n_needs: int, centres_n: int = 60) -> dict:
 def main(argv: list[str] | None = None) -> list[dict]:
     ap = argparse.ArgumentParser(prog="python -m bench.routing", description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="10000,100000,1000000", help="comma-separated capability counts")
-    ap.add_argument("--needs", type=int, default=300, help="needs routed per size")
+    # 1000: the p99 is then the 10th slowest need, not the 4th of 300 (which moved by +-15 % run to run)
+    ap.add_argument("--needs", type=int, default=1000, help="needs routed per size")
     ap.add_argument("--quick", action="store_true", help="CI smoke: 10k capabilities, 60 needs")
     ap.add_argument("--centres", type=int, default=60, help="centres in the federation (50+)")
     a = ap.parse_args(argv)

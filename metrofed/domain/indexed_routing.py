@@ -9,19 +9,22 @@ set*, so that every figure and every word of the answer still comes from ``route
    own test, with its tolerance); those whose smallest U at an end of the range already fails the ratio
    (a sound bound, ``_probes``) are counted UNCERTAINTY_INADEQUATE without further work;
 2. *simple* entries (``route_table``; nearly all) are judged as arrays: TUR at the worst point of the
-   range (rule 4, the same IEEE operations as ``routing._worst``), legal route (rule 5, per centre x
-   method code, cached), site (6), load and capacity (7) -- each entry's reason code, or eligible;
+   range (rule 4, the same IEEE operations as ``routing._worst``, once per distinct band set), legal route
+   (rule 5, per (centre, method code) pair present, remembered per centre profile), site (6), load and
+   capacity (7) -- each entry's reason code, or eligible;
 3. *complex* entries (bands whose units do not fit, more than ``NB`` bands in one interval, a seam that
    closes at this need's tolerance, ...) go to ``route`` whole;
-4. among the eligible simple entries, the ones that can be in the best ``max_candidates`` (score upper
-   bounds, exact instrument relevance computed only for the top; a 1e-6 margin for rounding), and the
-   first ``max_rejected`` rejections in (centre, capability) order, join the complex ones in the witness
-   set; ``route`` ranks and explains it with ``price_floor`` = the cheapest eligible price overall;
+4. among the eligible simple entries, the ones that can be in the best ``max_candidates`` (scores summed
+   as ``routing._rank`` does, judge's instrument relevance per parsed instrument or word overlap for every
+   row; a 1e-6 margin for rounding), and the first ``max_rejected`` rejections in (centre, capability)
+   order, join the complex ones in the witness set; ``route`` ranks and explains it with ``price_floor`` =
+   the cheapest eligible price overall;
 5. the decision's totals (eligible, rejected, by reason) are patched with the counts of everything judged
    by arrays and not handed to ``route``;
 6. when nothing is eligible, the same for the entries that overlap the range (split material): their
    pieces are judged as arrays, the greedy split runs over them and the complex ones' pieces, and the
-   pieces it picks join the witness set, so ``route`` proposes exactly that split.
+   pieces it picks join the witness set, so ``route`` proposes exactly that split (step 4's ``route``
+   call is skipped when no complex entry could have been eligible).
 
 The result equals ``route(need, handed)`` where ``handed`` is every capability selected in 1 (and 6):
 same candidates (score, explanation), same rejections kept, same totals, same split -- property-tested

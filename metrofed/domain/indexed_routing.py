@@ -56,29 +56,40 @@ _INF = math.inf
 # ``explain`` default), and the count of all of them (``candidates_total``).
 GATEWAY_CANDIDATES = 20
 
-# Memos across requests, of what depends on the centres (few) rather than on the need. Keys and values are
-# plain numbers and strings -- objects the cyclic collector stops tracking once it has seen them -- so that
-# they cost it nothing; a profile or weights object enters a key by its id, kept valid by pinning the object
-# (alive, so its id is never reused; a replaced profile is a new object, hence a new key).
-_AUTH: dict[tuple, bool] = {}  # (id(profile), kind, method code, regulation) -> blocked
-_FACTS: dict[tuple, tuple] = {}  # (centre, its load, need city, province, id(profile), id(weights)) -> facts
-_PINNED: dict[int, object] = {}  # id -> the profile / weights object a memo key names
 _MEMO_MAX = 1 << 16
 
 
-def _pin(obj) -> int:
-    i = id(obj)
-    if _PINNED.get(i) is not obj:
-        _PINNED[i] = obj
-    return i
+class _Memos:
+    """Memos across requests, of what depends on the centres (few) rather than on the need. Keys and values
+    are plain numbers and strings -- objects the cyclic collector stops tracking once it has seen them -- so
+    that they cost it nothing; a profile or weights object enters a key by its id, kept valid by pinning the
+    object (alive, so its id is never reused; a replaced profile is a new object, hence a new key). When
+    full, a new set replaces them; a request keeps the set it started with, so its keys stay valid."""
+
+    __slots__ = ("auth", "facts", "pinned")
+
+    def __init__(self) -> None:
+        self.auth: dict[tuple, bool] = {}  # (id(profile), kind, method code, regulation) -> blocked
+        self.facts: dict[tuple, tuple] = {}  # (centre, load, need city, province, id(profile), id(weights)) -> facts
+        self.pinned: dict[int, object] = {}  # id -> the profile / weights object a key names
+
+    def pin(self, obj) -> int:
+        i = id(obj)
+        if self.pinned.get(i) is not obj:
+            self.pinned[i] = obj
+        return i
 
 
-def _bound_memos() -> None:
-    """Start afresh when full (between requests only: a key made in a request stays valid till its end)."""
-    if len(_PINNED) >= 4096 or len(_AUTH) >= _MEMO_MAX or len(_FACTS) >= _MEMO_MAX:
-        _AUTH.clear()
-        _FACTS.clear()
-        _PINNED.clear()
+_MEMOS = _Memos()
+
+
+def _memos() -> _Memos:
+    """The current memos (new ones when these are full)."""
+    global _MEMOS
+    m = _MEMOS
+    if len(m.pinned) >= 4096 or len(m.auth) >= _MEMO_MAX or len(m.facts) >= _MEMO_MAX:
+        m = _MEMOS = _Memos()
+    return m
 
 
 # ---- selection --------------------------------------------------------------------------------------
@@ -345,20 +356,22 @@ def _set_ratios(bands: np.ndarray, nb: np.ndarray, lo: float, hi: float, point: 
 class _Facts:
     """Per-centre facts (routing._centre_facts) as arrays indexed by interned centre id."""
 
-    def __init__(self, present: np.ndarray, centres, load, need, weights):
+    def __init__(self, present: np.ndarray, centres, load, need, weights, memos: _Memos):
+        self.memos = memos
         n = len(CENTRES.values)
         self.profile = [None] * n
         self.full = np.zeros(n, np.bool_)
         self.ld_term = np.zeros(n)
         self.p_term = np.zeros(n)
         city, province = need.city, need.province
-        wid = _pin(weights)  # by id: hashing the weights (a dataclass) per centre costs more than the rest
+        pin = memos.pin
+        wid = pin(weights)  # by id: hashing the weights (a dataclass) per centre costs more than the rest
         names = CENTRES.values
-        get_load, get_profile, memo = load.get, centres.get, _FACTS
+        get_load, get_profile, memo = load.get, centres.get, memos.facts
         for ci in present.tolist():
             cid = names[ci]
             prof = get_profile(cid)
-            key = (cid, get_load(cid), city, province, _pin(prof), wid)
+            key = (cid, get_load(cid), city, province, pin(prof), wid)
             hit = memo.get(key)
             if hit is None:
                 _c, ld_full, _ld, _prox, ld_term, p_term = routing._centre_facts(cid, centres, load, city, province,
@@ -372,10 +385,10 @@ def _present(ids: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.bincount(ids)) if len(ids) else np.empty(0, np.int64)
 
 
-def _auth_blocked(profile, sk: ServiceKind, code, reg: str | None) -> bool:
+def _auth_blocked(memos: _Memos, profile, sk: ServiceKind, code, reg: str | None) -> bool:
     """routing._route_blocker's legal part for one (centre, method code): True when it blocks."""
-    key = (_pin(profile), sk.value, code, reg)
-    hit = _AUTH.get(key)
+    key = (memos.pin(profile), sk.value, code, reg)
+    hit = memos.auth.get(key)
     if hit is not None:
         return hit
     if sk is ServiceKind.VERIFICATION:
@@ -384,7 +397,7 @@ def _auth_blocked(profile, sk: ServiceKind, code, reg: str | None) -> bool:
     else:
         blocked = ((bool(reg) and not legal.codes_match(code, reg)) or profile is None
                    or not any(legal.codes_match(code, c) for c in profile.authorisations.type_evaluation))
-    _AUTH[key] = blocked
+    memos.auth[key] = blocked
     return blocked
 
 
@@ -407,7 +420,7 @@ def _blockers(rows: _Rows, facts: _Facts, sk: ServiceKind, reg: str | None, need
         blocked = np.zeros(int(present[-1]) + 1, np.bool_)
         for p in present.tolist():
             ci, k = divmod(p, len(codes))
-            blocked[p] = _auth_blocked(facts.profile[ci], sk, CODES.values[int(codes[k])], reg)
+            blocked[p] = _auth_blocked(facts.memos, facts.profile[ci], sk, CODES.values[int(codes[k])], reg)
         blk[blocked[pair]] = _NA
     return blk
 
@@ -497,7 +510,6 @@ def route_need(snapshot, need, load: Mapping[str, float], today, *, exclude_cent
     The cyclic collector is paused meanwhile, as ``routing.route`` does and for the same reason: what a
     request allocates is acyclic and freed by reference counting, and a collection in the middle would
     traverse every long-lived object (the instrument parsers' caches ...) for nothing."""
-    _bound_memos()
     with routing.gc_paused():
         return _route_need(snapshot, need, load, today, exclude_centres, stats, route_kw)
 
@@ -530,7 +542,7 @@ def _route_need(snapshot, need, load, today, exclude_centres, stats, route_kw):
     rows, fails, cplx = _select(tables, lo + eps, hi - eps, excl, seam_min, _probes(ev, req),
                                 overlap=(hi + eps, lo - eps))
     ratio = _range_ratios(rows, lo, hi, point, ev)
-    facts = _Facts(_present(rows.col("centre")), centres, load, need, weights)
+    facts = _Facts(_present(rows.col("centre")), centres, load, need, weights, _memos())
     code = np.where(ratio < req, _UA, _blockers(rows, facts, sk, reg, need)).astype(np.int8) if rows.n \
         else np.empty(0, np.int8)
     elig = np.flatnonzero(code == _OK)
@@ -611,7 +623,7 @@ def _split_pass(need, tables, excl, seam_min, ev, req, sk, reg, centres, load, t
                                          **{**route_kw, "max_candidates": 0, "explain": 0, "max_rejected": 0})
     weights = route_kw.get("weights", routing.WEIGHTS)
 
-    facts = _Facts(_present(rows.col("centre")), centres, load, need, weights)
+    facts = _Facts(_present(rows.col("centre")), centres, load, need, weights, _memos())
     bands, nb = bandsets()  # taken after the rows (see _range_ratios)
 
     def adequate(ks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -392,14 +392,6 @@ def _profile(instrument: str, measurand: str, capability_side: bool) -> _Heads:
     return _Heads(*_heads_quals(instrument, measurand, capability_side))
 
 
-@functools.lru_cache(maxsize=4096)
-def measurand_tokens(cap_measurand_zh: str, cap_measurand_en: str) -> frozenset[str]:
-    """The words a capability's measurand contributes to its side of the word overlap (judge): a subset of
-    what the whole capability text gives, since the measurand stands between spaces in it. When a need's
-    words are all among them, the overlap is complete whatever the rest of the text says."""
-    return frozenset(_word_tokens(f" {_cap_texts('', '', cap_measurand_zh, cap_measurand_en)[1]} "))
-
-
 def capability_tokens(cap_instrument_zh: str, cap_instrument_en: str, cap_measurand_zh: str, cap_measurand_en: str,
                       cap_keywords: tuple[str, ...]) -> frozenset[str]:
     """The capability's side of judge's word overlap -- the very cache entry judge reads (the catalog index
@@ -524,15 +516,6 @@ def _overlap(need_instrument: str, need_measurand: str, cap_texts: tuple[str, st
              cap_keywords: tuple[str, ...]) -> float:
     n_tok = _profile_tokens(need_instrument, need_measurand, "")
     return len(n_tok & _profile_tokens(*cap_texts, " ".join(cap_keywords))) / len(n_tok) if n_tok else 0.0
-
-
-def overlap_relevance(need_instrument: str, need_measurand: str, cap_instrument_zh: str, cap_instrument_en: str,
-                      cap_measurand_zh: str = "", cap_measurand_en: str = "",
-                      cap_keywords: tuple[str, ...] = ()) -> float:
-    """``judge(...).relevance`` when either side names no instrument the vocabulary knows (ranked by word
-    overlap), without the rest of judge's work."""
-    cap_texts = _cap_texts(cap_instrument_zh, cap_instrument_en, cap_measurand_zh, cap_measurand_en)
-    return round(OVERLAP_MAX * _overlap(need_instrument, need_measurand, cap_texts, cap_keywords), 6)
 
 
 @functools.lru_cache(maxsize=262_144)

@@ -966,7 +966,7 @@ def _candidate(e: list, ctx: tuple) -> Candidate:
         bands_txt = " joined with ".join([_band_text(bands[i]) for i in used])
         worst_txt = _band_text(bands[bi])
     u_at, t_at = u95 / mult, t / mult  # need.delta_from_si
-    fmt = units.format_value
+    fmt = _fmt
     c = _CandidateFields(cap.centre_id, cap.capability_id, cap.version, used, wp, n_unit, u_at, t_at, ratio, score,
                          "".join((
                              (centre.name.zh or centre.name.en) if centre is not None else cap.centre_id,

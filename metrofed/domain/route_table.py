@@ -100,30 +100,30 @@ def overlap_counts(words) -> np.ndarray:
 # (doubling their capacity when full: a reader keeps the arrays it took, which hold every id it can meet).
 # Id 0 is the empty set (rows routing.route judges itself).
 _BSET_IDS: dict[tuple, int] = {(): 0}
-_bs_bands = np.zeros((6, 1024, NB))
-_bs_nb = np.zeros(1024, np.int8)
+_BSETS = (np.zeros((6, 1024, NB)), np.zeros(1024, np.int8))  # (band data, band count), swapped as one
 
 
 def _bandset(bd: tuple) -> int:
     """The id of the band set ``bd`` (routing._band_data tuples, at most NB), interning it when new."""
-    global _bs_bands, _bs_nb
+    global _BSETS
     i = _BSET_IDS.get(bd)
     if i is None:
         i = len(_BSET_IDS)
-        if i == len(_bs_nb):
+        bands, nb = _BSETS
+        if i == len(nb):
             bands, nb = np.zeros((6, 2 * i, NB)), np.zeros(2 * i, np.int8)
-            bands[:, :i], nb[:i] = _bs_bands, _bs_nb
-            _bs_bands, _bs_nb = bands, nb
+            bands[:, :i], nb[:i] = _BSETS
+            _BSETS = bands, nb
         for t, row in enumerate(bd):
-            _bs_bands[:, i, t] = row
-        _bs_nb[i] = len(bd)
+            bands[:, i, t] = row
+        nb[i] = len(bd)
         _BSET_IDS[bd] = i  # published last: a reader never meets an id whose data are not written yet
     return i
 
 
 def bandsets() -> tuple[np.ndarray, np.ndarray]:
     """(band data shaped (field, set, band slot), band count per set), indexed by band-set id."""
-    return _bs_bands, _bs_nb
+    return _BSETS
 
 
 def _derive(cap: Capability, intervals) -> tuple:

@@ -4,7 +4,7 @@ route_need judges the catalog index's columns as arrays and runs ``route`` only 
 patches the totals. Its contract, checked here on random catalogs and needs:
 
 * the decision equals ``route(need, handed, ...)`` exactly (dataclass ==), ``handed`` being the capabilities
-  it selected (``stats["handed"]``), with the same keyword arguments (``max_candidates`` defaulting to 50);
+  it selected (``stats["handed"]``), with the same keyword arguments (``max_candidates`` defaulting to 20);
 * its candidates, split and candidates_total equal those of ``route`` over every capability of the catalog
   (less the excluded centres).
 
@@ -766,3 +766,18 @@ def test_uncertainty_that_cannot_be_expressed_at_95_percent_fails_where_route_fa
         route(near, list(snap.capabilities()), snap.centres, {}, TODAY)
     with pytest.raises(ZeroDivisionError):
         route_need(snap, near, {}, TODAY)
+
+
+def test_band_sets_keep_their_ids_and_data_as_the_store_grows():
+    """Rows name their bands by an id interned process-wide (route_table.bandsets): the same numbers get the
+    same id, and the store's growth (its arrays double) keeps every id's data -- what a request reads."""
+    n = len(route_table.bandsets()[1]) - len(route_table._BSET_IDS) + 1000  # past the present capacity
+    sets = [((1e3 * i, 1e3 * i + 500.0, 1e-4, 0.25, 1.0, -1.0),) for i in range(n)]
+    sets.append(((0.0, 1.0, 0.0, 0.1, 1.0, 0.0), (1.0, 2.0, 0.0, 0.2, 1.0, 0.0), (2.0, 5.0, 2e-4, 0.0, 1.0, 273.15)))
+    ids = [route_table._bandset(s) for s in sets]
+    assert len(set(ids)) == len(sets) and 0 not in ids  # 0: the empty set of complex rows
+    assert [route_table._bandset(tuple(s)) for s in sets] == ids
+    bands, nb = route_table.bandsets()
+    for s, i in zip(sets, ids):
+        assert nb[i] == len(s)
+        assert [tuple(bands[:, i, t]) for t in range(len(s))] == list(s)

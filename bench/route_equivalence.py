@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             if bad <= 5:
                 print(f"MISMATCH need #{i}: {need.describe()}")
                 for f in ("candidates", "candidates_total", "rejected", "rejected_total", "rejected_by_reason",
-                          "split"):
+                          "rejected_centres", "split"):
                     if getattr(d, f) != getattr(ref, f):
                         print(f"  {f}:\n    route_need: {getattr(d, f)!r:.600}\n    route:      {getattr(ref, f)!r:.600}")
     print(f"{len(needs)} needs, {bad} mismatches; route_need p50 {pct(fast, 50):.2f} ms p99 {pct(fast, 99):.2f} ms; "

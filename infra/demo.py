@@ -81,6 +81,11 @@ def run_demo_requests(gateway_endpoint: str, zipkin_url: str) -> list[float]:
             say(f"    routed to {best.centre_id} ({best.capability_id}), TUR {best.tur:.1f}:1 — "
                 f"{decision.candidates_total} eligible, {decision.rejected_total} rejected")
             say(f"    why: {best.explanation}")
+            if decision.rejected_centres:
+                say("    centres that cannot: " + "; ".join(
+                    f"{r.centre_id} ({', '.join(f'{k.lower()} {n}' for k, n in sorted(r.by_reason.items()))})"
+                    for r in decision.rejected_centres[:5])
+                    + (f"; +{len(decision.rejected_centres) - 5} more" if len(decision.rejected_centres) > 5 else ""))
         else:
             say(f"    no centre can do it — recorded as a coverage gap ({decision.rejected_total} rejected)")
             for r in decision.rejected[:3]:

@@ -221,5 +221,9 @@ def decision_to_proto(decision, max_rejected: int = 200, max_candidates: int = 5
                                reason_code=str(getattr(r.reason_code, "value", r.reason_code)), reason=r.reason)
                   for r in decision.rejected[:max_rejected]],
         rejected_total=decision.rejected_total,
+        rejected_by_reason={str(getattr(c, "value", c)): n for c, n in decision.rejected_by_reason.items()},
+        rejected_centres=[rq.CentreRejection(centre_id=r.centre_id, rejected=r.rejected,
+                                             by_reason={str(getattr(c, "value", c)): n for c, n in r.by_reason.items()})
+                          for r in decision.rejected_centres],
         split=[rq.SplitPart(centre_id=p.centre_id, capability_id=p.capability_id, min=p.range_min, max=p.range_max,
                             unit=p.unit) for p in decision.split])

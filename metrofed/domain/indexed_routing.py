@@ -574,8 +574,12 @@ def _route_need(snapshot, need, load, today, exclude_centres, stats, route_kw):
         for c in judged.caps(top.tolist() + first):
             witness[id(c)] = c
         n_witness = len(witness)
-        d = routing.route(need, list(witness.values()), centres, load, today, price_floor=p_min, **route_kw)
-        d = _patched(d, eligible=len(elig) - len(top), codes=code[rej], minus=code[first].tolist())
+        out: dict = {}
+        d = routing.route(need, list(witness.values()), centres, load, today, price_floor=p_min, _out=out,
+                          **route_kw)
+        centre = judged.col("centre")
+        d = _patched(d, out, eligible=len(elig) - len(top), codes=code[rej], centres=centre[rej],
+                     minus=np.stack([centre[first], code[first]], axis=1), elig_centres=centre[elig])
     partial = d is None or not d.candidates
     if partial:
         d, more, n_cplx, n_witness = _split_pass(need, tables, excl, seam_min, ev, req, sk, reg, centres, load,
@@ -589,19 +593,39 @@ def _route_need(snapshot, need, load, today, exclude_centres, stats, route_kw):
     return d
 
 
-def _patched(d, *, eligible: int, codes: np.ndarray, minus: list[int]):
-    """``d`` with the totals of what the arrays judged and route() did not see: ``eligible`` more eligible,
-    the rejections ``codes`` (all judged by arrays) counted in place of ``minus`` (those route() saw)."""
-    by = dict(d.rejected_by_reason)
-    add = np.bincount(codes.astype(np.int64), minlength=6) if len(codes) else np.zeros(6, np.int64)
-    for c in minus:
-        add[c] -= 1
-    for c in range(1, 6):
-        if add[c]:
-            by[_CODE_RC[c]] = by.get(_CODE_RC[c], 0) + int(add[c])
-    by = {c: by[c] for c in RC if by.get(c)}
-    return dataclasses.replace(d, candidates_total=d.candidates_total + eligible,
-                               rejected_total=d.rejected_total + int(add[1:].sum()), rejected_by_reason=by)
+_RCS = list(RC)  # reason codes in their order: the columns of _patched's per-centre counts
+_CODE_COL = np.array([_RCS.index(_CODE_RC[c]) if c else 0 for c in range(6)])  # array code -> column
+
+
+def _patched(d, out: dict, *, eligible: int, codes: np.ndarray, centres: np.ndarray, minus: np.ndarray,
+             elig_centres: np.ndarray):
+    """``d`` (route() over the witness set, ``out`` its ``_out``) with what the arrays judged and route() did
+    not see: ``eligible`` more eligible; the rejections ``codes`` of centres ``centres`` (interned ids), all
+    judged by arrays, counted in place of those route() saw (``minus``: rows of (centre, code)); the
+    centres ``elig_centres`` eligible. Counted per (centre, reason code), whence the totals."""
+    nc = len(CENTRES.values)
+    m = np.bincount(centres.astype(np.int64) * len(_RCS) + _CODE_COL[codes], minlength=nc * len(_RCS))
+    m = m.reshape(nc, len(_RCS))
+    if len(minus):
+        np.subtract.at(m, (minus[:, 0], _CODE_COL[minus[:, 1]]), 1)
+    ids = CENTRES.ids
+    for cid, counts in out["per_centre"].items():  # route()'s own, over the witness set
+        row = m[ids[cid]]  # every capability of the index has an interned centre
+        for c, n in counts.items():
+            row[_RCS.index(c)] += n
+    served = np.zeros(nc, np.bool_)
+    served[elig_centres] = True
+    served[[ids[cid] for cid in out["eligible_centres"]]] = True
+    per_code = m.sum(axis=0).tolist()
+    per_centre = m.sum(axis=1)
+    names = CENTRES.values
+    rows = sorted(np.flatnonzero((per_centre > 0) & ~served).tolist(), key=names.__getitem__)
+    make = routing.CentreRejection
+    rejected_centres = [make(names[r], t, {_RCS[j]: n for j, n in enumerate(counts) if n})
+                        for r, t, counts in zip(rows, per_centre[rows].tolist(), m[rows].tolist())]
+    return dataclasses.replace(d, candidates_total=d.candidates_total + eligible, rejected_total=sum(per_code),
+                               rejected_by_reason={_RCS[j]: n for j, n in enumerate(per_code) if n},
+                               rejected_centres=rejected_centres)
 
 
 def _split_pass(need, tables, excl, seam_min, ev, req, sk, reg, centres, load, today, route_kw, max_r, trace,
@@ -636,18 +660,20 @@ def _split_pass(need, tables, excl, seam_min, ev, req, sk, reg, centres, load, t
     chosen = _greedy_rows(ev, rows, piece, a, b, adequate, pieces_c)
     first2 = _first_by_key(rows, nc, max_r)
     witness = {id(c): c for c in cplx}
-    s_codes: dict[int, int] = {}
+    s_codes: dict[int, tuple[int, int]] = {}  # witness capability -> (its centre's id, its code)
     for c, k in zip(judged.caps(first), first):
         witness[id(c)] = c
-        s_codes[id(c)] = int(code[k])
+        s_codes[id(c)] = (CENTRES.ids[c.centre_id], int(code[k]))
     for c in rows.caps(first2 + chosen):
         witness[id(c)] = c
-        s_codes[id(c)] = _RNC
+        s_codes[id(c)] = (CENTRES.ids[c.centre_id], _RNC)
     if trace is not None:
         trace[:] = judged.caps(np.arange(judged.n)) + rows.caps(nc) + cplx
-    d = routing.route(need, list(witness.values()), centres, load, today, **route_kw)
-    d = _patched(d, eligible=0, codes=np.concatenate([code[rej], np.full(len(nc), _RNC, np.int8)]),
-                 minus=list(s_codes.values()))
+    out: dict = {}
+    d = routing.route(need, list(witness.values()), centres, load, today, _out=out, **route_kw)
+    d = _patched(d, out, eligible=0, codes=np.concatenate([code[rej], np.full(len(nc), _RNC, np.int8)]),
+                 centres=np.concatenate([judged.col("centre")[rej], rows.col("centre")[nc]]),
+                 minus=np.array(list(s_codes.values()), np.int64).reshape(-1, 2), elig_centres=np.empty(0, np.int64))
     return d, len(nc), len(cplx), len(witness)
 
 

@@ -36,6 +36,7 @@ import math
 import operator
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from metrofed.domain import instruments, legal, units
 from metrofed.domain.capability import (Capability, CentreProfile, MEASURING_KINDS, RangeBand, ServiceKind,
@@ -50,6 +51,8 @@ __all__ = [
     "RoutingDecision",
     "ScoreWeights",
     "WEIGHTS",
+    "CentreRejection",
+    "centre_rejections",
     "route",
     "effective_service_kind",
 ]
@@ -90,6 +93,15 @@ class Rejection:
     reason: str
 
 
+class CentreRejection(NamedTuple):
+    """A centre none of whose capabilities (of those judged) can serve the need, and why: how many were
+    rejected, by reason code. (A named tuple: a decision holds one per rejected centre, often 50+, and a
+    frozen dataclass costs ~4x as much to make.)"""
+    centre_id: str
+    rejected: int
+    by_reason: dict[ReasonCode, int]
+
+
 @dataclass(frozen=True, slots=True)
 class SplitPart:
     centre_id: str
@@ -114,6 +126,8 @@ class RoutingDecision:
     candidates_total: int = 0  # eligible capabilities (all ranked), also when max_candidates keeps fewer
     rejected_total: int = 0  # every rejection, also those ``rejected`` leaves out
     rejected_by_reason: dict[ReasonCode, int] = field(default_factory=dict)  # every rejection, by reason code
+    # every centre with a rejected capability and no eligible one, by centre id
+    rejected_centres: list[CentreRejection] = field(default_factory=list)
 
     @property
     def best(self) -> Candidate | None:
@@ -499,6 +513,21 @@ def _route(need: Need, candidates: Iterable[Capability], centres: Mapping[str, C
 
     if out is not None:
         out["p_min"] = p_min
+    rejections = ((ReasonCode.SERVICE_KIND, rj_sk), (ReasonCode.QUANTITY_KIND, rj_qk),
+                  (ReasonCode.INSTRUMENT_TYPE, rj_it), (ReasonCode.RANGE_NOT_COVERED, rj_rc),
+                  (ReasonCode.UNCERTAINTY_INADEQUATE, rj_ua), (None, rj_blk))
+    per_centre: dict[str, dict[ReasonCode, int]] = {}
+    for code, lst in rejections:
+        for r in lst:
+            c = per_centre.get(r[0])
+            if c is None:
+                c = per_centre[r[0]] = {}
+            k = r[4] if code is None else code
+            c[k] = c.get(k, 0) + 1
+    eligible_centres = {e[1] for e in eligible}
+    if out is not None:  # see indexed_routing: what it adds its own judgements to
+        out["per_centre"] = per_centre
+        out["eligible_centres"] = eligible_centres
     if price_floor is not None and (p_min is None or price_floor < p_min):
         p_min = price_floor
     candidates_out = _rank(need, eligible, p_min, weights, days_left, req, rule_text, max_candidates, explain)
@@ -521,9 +550,7 @@ def _route(need: Need, candidates: Iterable[Capability], centres: Mapping[str, C
         if out is not None:
             out["pieces"] = pieces
     by_reason: dict[ReasonCode, int] = {}
-    for code, lst in ((ReasonCode.SERVICE_KIND, rj_sk), (ReasonCode.QUANTITY_KIND, rj_qk),
-                      (ReasonCode.INSTRUMENT_TYPE, rj_it), (ReasonCode.RANGE_NOT_COVERED, rj_rc),
-                      (ReasonCode.UNCERTAINTY_INADEQUATE, rj_ua)):
+    for code, lst in rejections[:5]:
         if lst:
             by_reason[code] = len(lst)
     for r in rj_blk:
@@ -542,7 +569,23 @@ def _route(need: Need, candidates: Iterable[Capability], centres: Mapping[str, C
                            rejected=[Rejection(r[0], r[1], r[4], r[5](*r[6:])) for r in kept],
                            split=split, regulation=regulation, required_ratio=req,
                            candidates_total=len(eligible), rejected_total=rejected_total,
-                           rejected_by_reason={c: by_reason[c] for c in ReasonCode if c in by_reason})
+                           rejected_by_reason={c: by_reason[c] for c in ReasonCode if c in by_reason},
+                           rejected_centres=centre_rejections(per_centre, eligible_centres))
+
+
+def centre_rejections(per_centre: Mapping[str, Mapping[ReasonCode, int]],
+                      eligible_centres) -> list[CentreRejection]:
+    """The centres with a rejection and no eligible capability, by centre id, each with its counts by
+    reason code (in ReasonCode order; zero counts left out)."""
+    out = []
+    for cid in sorted(per_centre):
+        if cid in eligible_centres:
+            continue
+        counts = per_centre[cid]
+        by = {c: counts[c] for c in ReasonCode if counts.get(c)}
+        if by:
+            out.append(CentreRejection(cid, sum(by.values()), by))
+    return out
 
 
 _NO_SITE = object()  # no site rule applies

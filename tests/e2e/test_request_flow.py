@@ -105,6 +105,11 @@ def test_bad_input_is_invalid_argument_naming_the_field_and_changes_nothing(gate
     # The gateway still serves good requests afterwards.
     ok = gateway.RouteNeed(gw.RouteNeedRequest(need=pressure_need()), timeout=10)
     assert ok.decision.candidates
+    # the rejected centres with their reasons: none that has a candidate, counts that add up
+    d = ok.decision
+    assert sum(d.rejected_by_reason.values()) == d.rejected_total
+    assert {c.centre_id for c in d.candidates}.isdisjoint({r.centre_id for r in d.rejected_centres})
+    assert all(r.rejected == sum(r.by_reason.values()) > 0 for r in d.rejected_centres)
 
 
 def test_withdrawn_capability_leaves_search_and_routing_within_a_second(federation, gateway):

@@ -278,3 +278,38 @@ def test_route_restores_the_garbage_collector_state():
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_rejected_centres_name_every_centre_that_cannot_serve_and_why():
+    """The answer names the rejected *centres*: each centre with a rejected capability and none eligible,
+    with its counts by reason (a centre with one eligible capability is not rejected, whatever else it
+    has); rejected_by_reason and rejected_total stay per capability."""
+    need = pressure_need(5, 10, tol=0.1, site=Site.LAB)  # T = 0.1 MPa: U must be <= 25 kPa at 4:1
+    caps = [
+        cap("c-a", "fine", [band(0, 20, abs_=10e3)]),
+        cap("c-a", "coarse", [band(0, 20, abs_=50e3)]),
+        cap("c-b", "coarse-1", [band(0, 20, abs_=50e3)]),
+        cap("c-b", "coarse-2", [band(0, 20, abs_=80e3)]),
+        cap("c-b", "short", [band(0, 6, abs_=1e3)]),
+        cap("c-c", "on-site", [band(0, 20, abs_=1e3)], site=Site.ON_SITE),
+        cap("c-c", "temperature", [band(0, 100, unit="degC", abs_=0.1, abs_unit="delta_degC", kind="temperature")],
+            kind="temperature"),
+    ]
+    d = route(need, caps, CENTRES, {}, TODAY, max_rejected=2)
+    assert [c.capability_id for c in d.candidates] == ["fine"]
+    assert [(r.centre_id, r.rejected, r.by_reason) for r in d.rejected_centres] == [
+        ("c-b", 3, {ReasonCode.RANGE_NOT_COVERED: 1, ReasonCode.UNCERTAINTY_INADEQUATE: 2}),
+        ("c-c", 2, {ReasonCode.QUANTITY_KIND: 1, ReasonCode.SITE: 1}),
+    ]
+    assert d.rejected_total == 6 and len(d.rejected) == 2  # c-a's coarse one counts, its centre is not rejected
+    assert sum(r.rejected for r in d.rejected_centres) + 1 == d.rejected_total
+
+    from metrofed.protoconv import decision_to_proto  # and so on the gateway's wire
+
+    wire = decision_to_proto(d)
+    assert dict(wire.rejected_by_reason) == {"QUANTITY_KIND": 1, "RANGE_NOT_COVERED": 1,
+                                             "UNCERTAINTY_INADEQUATE": 3, "SITE": 1}
+    assert [(r.centre_id, r.rejected, dict(r.by_reason)) for r in wire.rejected_centres] == [
+        ("c-b", 3, {"RANGE_NOT_COVERED": 1, "UNCERTAINTY_INADEQUATE": 2}),
+        ("c-c", 2, {"QUANTITY_KIND": 1, "SITE": 1}),
+    ]

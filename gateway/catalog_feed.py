@@ -11,8 +11,6 @@ the source of truth. Consumer spans are *links* to the producer (broadcast facts
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import logging
 import threading
 import time
@@ -27,6 +25,7 @@ from metrofed.bus.codec import decode_catalog_event
 from metrofed.bus.envelope import UnknownEvent
 from metrofed.domain.capability import Capability, DomainError
 from metrofed.domain.catalog import Catalog, CatalogBuilder, Stamp
+from metrofed.domain.routing import gc_paused
 
 log = logging.getLogger(__name__)
 TOPICS = (topics.CENTRES, topics.CAPABILITIES)
@@ -40,19 +39,6 @@ CONSUMER_CONFIG: dict = {
     "receive_buffer_bytes": 4 * 1024 * 1024,
     "check_crcs": True,
 }
-
-
-@contextlib.contextmanager
-def gc_paused():
-    """Pause the cyclic collector while a catch-up decodes and keeps a million acyclic objects: each gen-2
-    pass would traverse every capability decoded so far. Re-enabled (if it was) however the block ends."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 class CatalogFeed:
@@ -133,6 +119,8 @@ class CatalogFeed:
         builder = self.catalog.rebuild()
         n = 0
         apply = self._apply
+        # the collector paused while the catch-up decodes and keeps a million acyclic objects: each gen-2
+        # pass would traverse every capability decoded so far
         with gc_paused():
             while not self._stop.is_set():
                 if all(consumer.position(tp) >= end[tp] for tp in parts):

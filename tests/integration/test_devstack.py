@@ -7,7 +7,6 @@ a ``finally`` even when a test fails, and checks that nothing is left listening.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import time
 import urllib.request

@@ -5,7 +5,6 @@ request through the real broker."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import uuid
 

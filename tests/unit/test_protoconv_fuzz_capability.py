@@ -1,7 +1,7 @@
 """Any wire Capability either becomes a valid domain Capability or raises DomainError naming a field."""
 
 from hypothesis import given, settings, strategies as st, HealthCheck
-from metrofed.protoconv import capability_from_proto, centre_from_proto
+from metrofed.protoconv import capability_from_proto
 from metrofed.domain.capability import DomainError
 from metrofed.v1 import capability_pb2 as cp, common_pb2 as c
 units = ["MPa","kPa","℃","°C","K","N·m","A","%","%RH","", "xyz", "兆帕", "1/0", "nan", "degC*degC", "delta_degC", "Pa"]

@@ -4,7 +4,6 @@ legal routes only where authorised, bands on every measuring capability, known q
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 
 import pytest
 

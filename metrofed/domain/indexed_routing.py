@@ -42,7 +42,7 @@ import numpy as np
 
 from . import legal, routing
 from .capability import MEASURING_KINDS, ServiceKind, Site
-from .instruments import OVERLAP_MAX, judge_uncached, need_key, need_tokens
+from .instruments import judge_uncached, need_key, need_tokens, overlap_relevance
 from .route_table import B_HI, B_LO, B_UR, B_Z, CENTRES, CODES, HEADS, HEADS_TEXT, ITEXTS, bandsets, overlap_counts
 
 RC = routing.ReasonCode
@@ -479,8 +479,7 @@ def _top(rows: _Rows, base: np.ndarray, k: int, need, check_instrument: bool, we
         unk = np.flatnonzero(~known)
         nt = need_tokens(ni, nm)
         # judge's own arithmetic for each possible count of shared words
-        by_count = np.array([w_i * round(OVERLAP_MAX * (c / len(nt) if nt else 0.0), 6)
-                             for c in range(len(nt) + 1)])
+        by_count = np.array([w_i * overlap_relevance(c / len(nt) if nt else 0.0) for c in range(len(nt) + 1)])
         i_term[unk] = by_count[overlap_counts(nt)[itok[unk]]] if nt else by_count[0]
     return _best_by_score(base + i_term, k)
 
@@ -594,7 +593,8 @@ def _route_need(snapshot, need, load, today, exclude_centres, stats, route_kw):
 
 
 _RCS = list(RC)  # reason codes in their order: the columns of _patched's per-centre counts
-_CODE_COL = np.array([_RCS.index(_CODE_RC[c]) if c else 0 for c in range(6)])  # array code -> column
+_RC_COL = {c: j for j, c in enumerate(_RCS)}
+_CODE_COL = np.array([_RC_COL[_CODE_RC[c]] if c else 0 for c in range(6)])  # array code -> column
 
 
 def _patched(d, out: dict, *, eligible: int, codes: np.ndarray, centres: np.ndarray, minus: np.ndarray,
@@ -612,7 +612,7 @@ def _patched(d, out: dict, *, eligible: int, codes: np.ndarray, centres: np.ndar
     for cid, counts in out["per_centre"].items():  # route()'s own, over the witness set
         row = m[ids[cid]]  # every capability of the index has an interned centre
         for c, n in counts.items():
-            row[_RCS.index(c)] += n
+            row[_RC_COL[c]] += n
     served = np.zeros(nc, np.bool_)
     served[elig_centres] = True
     served[[ids[cid] for cid in out["eligible_centres"]]] = True

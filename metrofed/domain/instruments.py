@@ -512,6 +512,12 @@ def _qual_text(group: str, values: frozenset) -> str:
     return "/".join(f"{v} ({_QUAL_ZH[v]})" if v in _QUAL_ZH else v for v in vs)
 
 
+def overlap_relevance(overlap: float) -> float:
+    """judge's relevance for a capability ranked by word overlap: ``overlap`` the share of the need's words
+    its text has."""
+    return round(OVERLAP_MAX * overlap, 6)
+
+
 def _overlap(need_instrument: str, need_measurand: str, cap_texts: tuple[str, str],
              cap_keywords: tuple[str, ...]) -> float:
     n_tok = _profile_tokens(need_instrument, need_measurand, "")
@@ -530,7 +536,7 @@ def judge(need_instrument: str, need_measurand: str, cap_instrument_zh: str, cap
     need_name = (need_instrument or need_measurand).strip() or "(unnamed)"
     if not need.heads or not cap.heads:
         overlap = _overlap(need_instrument, need_measurand, cap_texts, cap_keywords)
-        rel = round(OVERLAP_MAX * overlap, 6)
+        rel = overlap_relevance(overlap)
         if not need.heads:
             why = (f"the need names no instrument the vocabulary knows ({need_name}): ranked by word overlap "
                    f"with {cap_name} ({overlap:.0%})")

@@ -49,6 +49,7 @@ from metrofed.domain.indexed_routing import route_need
 from metrofed.domain.need import need_from_fields
 from metrofed.domain.routing import WEIGHTS, ScoreWeights, effective_service_kind, route
 from metrofed.domain.units import to_si
+from test_catalog import loaded  # the catalog helper of the catalog tests
 
 TODAY = dt.date(2026, 11, 27)
 CAL, VER, TE, TST, CONS = (ServiceKind.CALIBRATION, ServiceKind.VERIFICATION, ServiceKind.TYPE_EVALUATION,
@@ -324,14 +325,7 @@ KINDS = st.sampled_from(["pressure", "pressure", "temperature"])
 
 
 def _install(profiles, caps) -> Catalog:
-    cat = Catalog()
-    b = cat.rebuild()
-    for i, p in enumerate(profiles):
-        b.upsert_centre(p, Stamp(i))
-    for i, c in enumerate(caps):
-        b.upsert_capability(c, Stamp(1000 + i))
-    cat.install(b)
-    return cat
+    return loaded(*caps, centres=profiles)
 
 
 # ---- the check ------------------------------------------------------------------------------------------
@@ -371,6 +365,12 @@ def check(snap, need, load, kw, exclude=frozenset()) -> dict:
         assert not missing, f"snapshot.candidates(u95_at=...) drops what route() accepts: {sorted(missing)}"
     stats["decision"] = d
     return stats
+
+
+def check_built(sc) -> None:
+    """``check`` on a scenario (profiles, capabilities, need, load, route keywords) built in one pass."""
+    profiles, caps, need, load, kw = sc
+    check(_install(profiles, caps).current(), need, load, kw)
 
 
 _SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
@@ -418,9 +418,7 @@ def scenario(draw, wide: bool = False):
 @settings(max_examples=1000, **_SETTINGS)
 @given(sc=scenario())
 def test_route_need_equals_route_over_a_built_catalog(sc):
-    profiles, caps, need, load, kw = sc
-    snap = _install(profiles, caps).current()
-    check(snap, need, load, kw)
+    check_built(sc)
 
 
 @settings(max_examples=120, **_SETTINGS)
@@ -466,9 +464,7 @@ def split_scenario(draw):
 @given(sc=st.one_of(split_scenario(), scenario(wide=True)))
 def test_route_need_equals_route_when_only_pieces_cover(sc):
     """Wide needs over narrow, gappy capabilities: mostly nothing covers, the overlap pass proposes a split."""
-    profiles, caps, need, load, kw = sc
-    snap = _install(profiles, caps).current()
-    check(snap, need, load, kw)
+    check_built(sc)
 
 
 @st.composite
@@ -497,9 +493,7 @@ def many_pieces(draw):
 @settings(max_examples=60, **_SETTINGS)
 @given(sc=many_pieces())
 def test_route_need_equals_route_splitting_among_many_pieces(sc):
-    profiles, caps, need, load, kw = sc
-    snap = _install(profiles, caps).current()
-    check(snap, need, load, kw)
+    check_built(sc)
 
 
 def _ops(profiles):
@@ -592,9 +586,7 @@ def around_zero(draw):
 @settings(max_examples=200, **_SETTINGS)
 @given(sc=around_zero())
 def test_route_need_equals_route_around_zero(sc):
-    profiles, caps, need, load, kw = sc
-    snap = _install(profiles, caps).current()
-    check(snap, need, load, kw)
+    check_built(sc)
 
 
 @st.composite
@@ -622,9 +614,7 @@ def seams(draw):
 @settings(max_examples=200, **_SETTINGS)
 @given(sc=seams())
 def test_route_need_equals_route_across_seams_a_tolerance_closes(sc):
-    profiles, caps, need, load, kw = sc
-    snap = _install(profiles, caps).current()
-    check(snap, need, load, kw)
+    check_built(sc)
 
 
 _TOP_KW = st.fixed_dictionaries({"max_candidates": st.sampled_from([1, 1, 2, 3, 5])},
@@ -670,9 +660,7 @@ def many_eligible(draw):
 @settings(max_examples=200, **_SETTINGS)
 @given(sc=many_eligible())
 def test_top_k_among_many_eligible_and_equal_scores(sc):
-    profiles, caps, need, load, kw = sc
-    snap = _install(profiles, caps).current()
-    check(snap, need, load, kw)
+    check_built(sc)
 
 
 # ---- explicit cases and regressions ---------------------------------------------------------------------

@@ -1,0 +1,5 @@
+import sys
+
+from metrofed.cli import main
+
+sys.exit(main())

@@ -1,24 +1,44 @@
-"""Thin client helpers: channels with OpenTelemetry client spans, and a default deadline on every call
-(gRPC Python does not propagate deadlines by itself)."""
+"""Thin client helpers: TLS channels that verify the server against the federation's CA, OpenTelemetry client
+spans, and a default deadline on every call (gRPC Python does not propagate deadlines by itself).
+
+The CA is ``ca`` when given, else the file named by METROFED_TLS_CA; METROFED_INSECURE=1 (benchmarks
+only) dials in plaintext. Callers need no client certificate: they authenticate with bearer credentials.
+"""
 
 from __future__ import annotations
+
+import os
 
 import grpc
 from opentelemetry.instrumentation.grpc import client_interceptor
 from opentelemetry.instrumentation.grpc.grpcext import intercept_channel
 
+from metrofed.config import ConfigError, insecure
 from metrofed.v1 import centre_service_pb2_grpc, gateway_service_pb2_grpc
 
 DEFAULT_TIMEOUT = 10.0
 
 
-def channel(endpoint: str) -> grpc.Channel:
-    return intercept_channel(grpc.insecure_channel(endpoint), client_interceptor())
+def channel_credentials(ca: str | os.PathLike | None = None) -> grpc.ChannelCredentials:
+    path = ca or os.environ.get("METROFED_TLS_CA")
+    if not path:
+        raise ConfigError("environment variable METROFED_TLS_CA is required (the CA that signed the servers' "
+                          "certificates), or pass ca=")
+    with open(path, "rb") as f:
+        return grpc.ssl_channel_credentials(root_certificates=f.read())
 
 
-def gateway(endpoint: str) -> gateway_service_pb2_grpc.GatewayServiceStub:
-    return gateway_service_pb2_grpc.GatewayServiceStub(channel(endpoint))
+def channel(endpoint: str, *, ca: str | os.PathLike | None = None) -> grpc.Channel:
+    if ca is None and insecure():
+        raw = grpc.insecure_channel(endpoint)
+    else:
+        raw = grpc.secure_channel(endpoint, channel_credentials(ca))
+    return intercept_channel(raw, client_interceptor())
 
 
-def centre(endpoint: str) -> centre_service_pb2_grpc.CentreServiceStub:
-    return centre_service_pb2_grpc.CentreServiceStub(channel(endpoint))
+def gateway(endpoint: str, *, ca: str | os.PathLike | None = None) -> gateway_service_pb2_grpc.GatewayServiceStub:
+    return gateway_service_pb2_grpc.GatewayServiceStub(channel(endpoint, ca=ca))
+
+
+def centre(endpoint: str, *, ca: str | os.PathLike | None = None) -> centre_service_pb2_grpc.CentreServiceStub:
+    return centre_service_pb2_grpc.CentreServiceStub(channel(endpoint, ca=ca))

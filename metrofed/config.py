@@ -27,6 +27,38 @@ def _env_float(name: str, default: float) -> float:
         raise ConfigError(f"environment variable {name}={raw!r} is not a number") from None
 
 
+INSECURE_ENV = "METROFED_INSECURE"
+TLS_ENV = ("METROFED_TLS_CA", "METROFED_TLS_CERT", "METROFED_TLS_KEY")
+
+
+@dataclass(frozen=True)
+class TLSFiles:
+    """This process's TLS identity: the CA it trusts, its certificate and key (PEM files)."""
+
+    ca: str
+    cert: str
+    key: str
+
+
+def insecure() -> bool:
+    """METROFED_INSECURE=1 turns TLS off for gRPC and Kafka: for benchmarks that measure its cost only."""
+    return os.environ.get(INSECURE_ENV) == "1"
+
+
+def _existing_file(name: str) -> str:
+    path = _env(name)
+    if not os.path.isfile(path):
+        raise ConfigError(f"environment variable {name}={path!r}: no such file")
+    return path
+
+
+def load_tls() -> TLSFiles | None:
+    """The TLS identity from METROFED_TLS_CA/_CERT/_KEY; None only when METROFED_INSECURE=1."""
+    if insecure():
+        return None
+    return TLSFiles(*(_existing_file(n) for n in TLS_ENV))
+
+
 @dataclass(frozen=True)
 class Settings:
     kafka_bootstrap: str
@@ -40,6 +72,13 @@ class Settings:
     # Test-only fault injection: kill this process with SIGKILL right after the inbox transaction
     # commits and before the Kafka offset is committed (see tests/e2e/test_crash_recovery.py).
     crash_after_inbox_commit: bool
+    tls: TLSFiles | None  # None: METROFED_INSECURE=1 (plaintext gRPC and Kafka, benchmarks only)
+
+    @property
+    def kafka_security(self):
+        from metrofed.bus.security import KafkaSecurity
+
+        return KafkaSecurity.from_tls(self.tls)
 
 
 def load_settings(default_database_url: str) -> Settings:
@@ -56,4 +95,5 @@ def load_settings(default_database_url: str) -> Settings:
         topic_replication=int(_env_float("METROFED_TOPIC_REPLICATION", 1)),
         advertise=os.environ.get("METROFED_ADVERTISE", ""),
         crash_after_inbox_commit=os.environ.get("METROFED_TEST_CRASH_AFTER_INBOX_COMMIT") == "1",
+        tls=load_tls(),
     )

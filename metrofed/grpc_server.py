@@ -2,7 +2,8 @@
 
 Health (grpcio-health-checking), reflection (grpcio-reflection), OpenTelemetry server spans, an error
 interceptor that turns domain errors into proper status codes (bad input is INVALID_ARGUMENT naming the
-field, never INTERNAL), an optional bearer-token check, and a graceful stop on SIGTERM/SIGINT.
+field, never INTERNAL), an optional bearer-token check, a graceful stop on SIGTERM/SIGINT, and TLS with the
+process's own certificate (no client certificate asked: callers prove who they are with bearer credentials).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import server_interceptor
 
+from metrofed.config import TLSFiles
 from metrofed.domain.capability import DomainError
 from metrofed.domain.lifecycle import InvalidTransition
 from metrofed.errors import Conflict, NotFound, Unavailable
@@ -83,9 +85,17 @@ class TokenInterceptor(grpc.ServerInterceptor):
         return continuation(handler_call_details)
 
 
+def server_credentials(tls: TLSFiles) -> grpc.ServerCredentials:
+    with open(tls.key, "rb") as k, open(tls.cert, "rb") as c:
+        return grpc.ssl_server_credentials([(k.read(), c.read())])
+
+
 class Server:
+    """``tls`` is the process's identity (Settings.tls); None — only with METROFED_INSECURE=1 — listens in
+    plaintext."""
+
     def __init__(self, listen: str, register: Iterable[Callable[[grpc.Server], None]],
-                 service_names: Iterable[str], *, token: str = "", workers: int = 16):
+                 service_names: Iterable[str], *, tls: TLSFiles | None, token: str = "", workers: int = 16):
         interceptors: list[grpc.ServerInterceptor] = [server_interceptor(), ErrorInterceptor()]
         if token:
             interceptors.insert(1, TokenInterceptor(token))
@@ -102,7 +112,9 @@ class Server:
         self._names = list(service_names)
         reflection.enable_server_reflection([*self._names, health.SERVICE_NAME, reflection.SERVICE_NAME],
                                             self.grpc)
-        self.port = self.grpc.add_insecure_port(listen)
+        self.tls = tls is not None
+        self.port = (self.grpc.add_secure_port(listen, server_credentials(tls)) if tls is not None
+                     else self.grpc.add_insecure_port(listen))
         if self.port == 0:
             raise RuntimeError(f"cannot listen on {listen}")
         self.set_serving(False)

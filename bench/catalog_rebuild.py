@@ -13,6 +13,9 @@ offset seen at start, then ``build()``. The broker is stopped at the end, always
 gateway catalog feed's settings (``gateway.catalog_feed.CONSUMER_CONFIG``, overridable with
 ``--consumer key=value``) and, like the feed, pauses the cyclic GC during the catch-up (``--no-gc-pause``).
 
+The broker is secured as everywhere (TLS with client certificates, ACLs; the bench's clients use the admin
+identity); ``--insecure`` runs it in PLAINTEXT to measure what TLS costs.
+
 Events are encoded and decoded exactly as on the bus (``metrofed.bus.codec``: the centres' envelope, the
 gateway feed's decode path).
 """
@@ -28,6 +31,7 @@ from pathlib import Path
 
 from bench.synthetic import make_capabilities, make_centres
 from metrofed.bus.codec import decode_capability, encode_capability
+from metrofed.bus.security import KafkaSecurity
 from metrofed.domain.capability import Capability
 from metrofed.domain.catalog import CatalogBuilder, Stamp
 
@@ -60,10 +64,10 @@ def _events(n: int):
     return out
 
 
-def _create_topic(bootstrap: str) -> None:
+def _create_topic(bootstrap: str, security: KafkaSecurity) -> None:
     from kafka.admin import KafkaAdminClient, NewTopic
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="bench-admin")
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="bench-admin", **security.client_kwargs())
     try:
         admin.create_topics([NewTopic(TOPIC, PARTITIONS, 1, topic_configs={
             "cleanup.policy": "compact", "min.insync.replicas": "1", "segment.ms": "3600000"})])
@@ -72,11 +76,11 @@ def _create_topic(bootstrap: str) -> None:
         admin.close()
 
 
-def produce(bootstrap: str, events, codec: Codec) -> float:
+def produce(bootstrap: str, events, codec: Codec, security: KafkaSecurity) -> float:
     from kafka import KafkaProducer
 
     prod = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, batch_size=512 * 1024,
-                         max_request_size=8 * 1024 * 1024)
+                         max_request_size=8 * 1024 * 1024, **security.client_kwargs())
     t = time.perf_counter()
     try:
         for key, cap in events:
@@ -108,8 +112,8 @@ def _gc_paused():
     return gc_paused()
 
 
-def rebuild(bootstrap: str, codec: Codec, *, check_crcs: bool = True, config: dict | None = None,
-            gc_pause: bool = True) -> dict:
+def rebuild(bootstrap: str, codec: Codec, *, security: KafkaSecurity, check_crcs: bool = True,
+            config: dict | None = None, gc_pause: bool = True) -> dict:
     """Consume from offset 0 until caught up with the end offsets seen at start; return timings.
     Consumer settings and the GC pause are the gateway catalog feed's (``gateway.catalog_feed``)."""
     import contextlib
@@ -120,7 +124,8 @@ def rebuild(bootstrap: str, codec: Codec, *, check_crcs: bool = True, config: di
     cfg["check_crcs"] = check_crcs
     max_records = cfg.get("max_poll_records", 500)
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                             auto_offset_reset="earliest", client_id="bench-catalog-rebuild", **cfg)
+                             auto_offset_reset="earliest", client_id="bench-catalog-rebuild", **cfg,
+                             **security.client_kwargs())
     try:
         parts = [TopicPartition(TOPIC, p) for p in range(PARTITIONS)]
         consumer.assign(parts)
@@ -170,6 +175,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--consumer", action="append", default=[], metavar="KEY=INT",
                     help="override a consumer setting of gateway.catalog_feed.CONSUMER_CONFIG, "
                          "e.g. --consumer max_poll_records=500 (repeatable)")
+    ap.add_argument("--insecure", action="store_true",
+                    help="PLAINTEXT broker without ACLs: only to measure what TLS costs")
     a = ap.parse_args(argv)
     overrides = {}
     for kv in a.consumer:
@@ -192,17 +199,19 @@ def main(argv: list[str] | None = None) -> dict:
     events = _events(n)
     print(f"  generated {len(events):,} events in {time.perf_counter() - t:.1f} s")
     data_dir = Path(tempfile.mkdtemp(prefix="metrofed-bench-kafka-"))
-    broker = KafkaBroker(data_dir / "kafka")
+    broker = KafkaBroker(data_dir / "kafka", pki_home=data_dir, insecure=a.insecure)
+    security = broker.admin_security
+    print(f"  transport: {'PLAINTEXT (--insecure)' if a.insecure else 'TLS with client certificates, ACLs'}")
     try:
         t = time.perf_counter()
         broker.start()
         print(f"  broker up at {broker.bootstrap} in {time.perf_counter() - t:.1f} s")
-        _create_topic(broker.bootstrap)
-        prod_s = produce(broker.bootstrap, events, codec)
+        _create_topic(broker.bootstrap, security)
+        prod_s = produce(broker.bootstrap, events, codec, security)
         print(f"  produced {n:,} events in {prod_s:.1f} s ({n / prod_s:,.0f} events/s, acks=all)")
         results = {}
         for crcs in ((True,) if a.crc_only else (True, False)):
-            r = rebuild(broker.bootstrap, codec, check_crcs=crcs, config=overrides, gc_pause=not a.no_gc_pause)
+            r = rebuild(broker.bootstrap, codec, security=security, check_crcs=crcs, config=overrides, gc_pause=not a.no_gc_pause)
             rate = r["events"] / r["catch_up_s"]
             total = r["events"] / (r["catch_up_s"] + r["build_s"])
             fetch_s = r["catch_up_s"] - r["decode_s"]

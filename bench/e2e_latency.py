@@ -5,12 +5,16 @@ submits N requests one after another and measures, for each, the time from Submi
 the gateway reports ACCEPTED (gateway → Kafka → centre → Kafka → gateway), polling GetRequest every 2 ms.
 Also prints the submit RPC's own latency and the resident memory of the processes.
 
-    .venv/bin/python -m bench.e2e_latency [--requests 200] [--centres hz-oil-gas,cz-rail,...]
+    .venv/bin/python -m bench.e2e_latency [--requests 200] [--centres hz-oil-gas,cz-rail,...] [--insecure]
+
+Secured as `make run` is (TLS on gRPC and Kafka, client certificates, ACLs); ``--insecure`` turns all of it
+off (METROFED_INSECURE=1) to measure what it costs.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -38,21 +42,26 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--centres", default="hz-oil-gas,sh-marine-power,hf-nev-energy,cz-rail")
+    ap.add_argument("--insecure", action="store_true", help="no TLS, no ACLs: only to measure what they cost")
     args = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="metrofed-bench-e2e-"))
-    broker = KafkaBroker(work / "kafka")
+    broker = KafkaBroker(work / "kafka", pki_home=work, insecure=args.insecure)
+    if args.insecure:
+        os.environ["METROFED_INSECURE"] = "1"  # this process's gRPC client too
     fed = None
     try:
         print("starting Kafka …", flush=True)
         broker.start(timeout=180)
-        ensure_topics(broker.bootstrap, topics.FEDERATION_TOPICS)
-        fed = Federation(broker.bootstrap, work)  # no trace exporter: measure the federation, not Zipkin
+        ensure_topics(broker.bootstrap, topics.FEDERATION_TOPICS, security=broker.admin_security)
+        print(f"transport: {'PLAINTEXT (--insecure)' if args.insecure else 'TLS, Kafka client certificates, ACLs'}")
+        # no trace exporter: measure the federation, not Zipkin
+        fed = Federation(broker.bootstrap, work, broker.ca)
         centres = args.centres.split(",")
         for c in centres:
             fed.start_centre(SEED_DIR / f"{c}.yaml")
         fed.start_gateway()
         fed.wait_ready(timeout=120)
-        stub = client.gateway(fed.procs["gateway"].endpoint)
+        stub = client.gateway(fed.procs["gateway"].endpoint, ca=broker.ca and broker.ca.ca_cert_path)
         for _ in range(100):
             res = stub.SearchCatalog(gw.SearchCatalogRequest(limit=1), timeout=5)
             if {c.value for f in res.facets if f.name == "centre" for c in f.counts} >= set(centres):

@@ -54,22 +54,24 @@ def main(argv: list[str] | None = None) -> int:
     engine = make_engine(settings.database_url)
     upgrade_to_head(engine, MIGRATIONS)
     sessions = sessionmaker(engine, expire_on_commit=False)
-    ensure_topics(settings.kafka_bootstrap, topics.federation_topics(settings.topic_replication))
+    bus = settings.kafka_security
+    ensure_topics(settings.kafka_bootstrap, topics.federation_topics(settings.topic_replication), security=bus)
 
-    producer = make_producer(settings.kafka_bootstrap, client_id="gateway")
+    producer = make_producer(settings.kafka_bootstrap, client_id="gateway", security=bus)
     relay = OutboxRelay(sessions, Outbox, producer, poll_seconds=settings.outbox_poll_seconds,
                         name="outbox-gateway").start()
     catalog = Catalog()
-    feed = CatalogFeed(settings.kafka_bootstrap, catalog, topic_replication=settings.topic_replication).start()
+    feed = CatalogFeed(settings.kafka_bootstrap, catalog, security=bus,
+                       topic_replication=settings.topic_replication).start()
     app = GatewayApp(catalog, sessions, on_commit=relay.notify)
 
     server = Server(settings.listen,
                     [lambda s: gateway_service_pb2_grpc.add_GatewayServiceServicer_to_server(GatewayServicer(app), s)],
                     [gateway_service_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name],
-                    token=os.environ.get("METROFED_GATEWAY_TOKEN", ""))
+                    tls=settings.tls, token=os.environ.get("METROFED_GATEWAY_TOKEN", ""))
     server.start()
     status = ConsumerLoop(make_consumer(settings.kafka_bootstrap, "gateway", "gateway-status",
-                                       [topics.REQUEST_STATUS]),
+                                       [topics.REQUEST_STATUS], security=bus),
                           app.on_status_event, group="gateway", parenting="child", name="status").start()
 
     stop = threading.Event()

@@ -23,6 +23,7 @@ from metrofed.bus.admin import ensure_topics
 from metrofed.bus.consumer import event_type_of
 from metrofed.bus.codec import decode_catalog_event
 from metrofed.bus.envelope import UnknownEvent
+from metrofed.bus.security import KafkaSecurity
 from metrofed.domain.capability import Capability, DomainError
 from metrofed.domain.catalog import Catalog, CatalogBuilder, Stamp
 from metrofed.domain.routing import gc_paused
@@ -42,9 +43,10 @@ CONSUMER_CONFIG: dict = {
 
 
 class CatalogFeed:
-    def __init__(self, bootstrap: str, catalog: Catalog, *, client_id: str = "gateway-catalog",
-                 topic_replication: int = 1):
+    def __init__(self, bootstrap: str, catalog: Catalog, *, security: KafkaSecurity,
+                 client_id: str = "gateway-catalog", topic_replication: int = 1):
         self._bootstrap = bootstrap
+        self._security = security
         self._client_id = client_id
         self.catalog = catalog
         self._stop = threading.Event()
@@ -76,7 +78,7 @@ class CatalogFeed:
     def _consumer(self) -> tuple[KafkaConsumer, list[TopicPartition]]:
         consumer = KafkaConsumer(bootstrap_servers=self._bootstrap, client_id=self._client_id,
                                  group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
-                                 **CONSUMER_CONFIG)
+                                 **CONSUMER_CONFIG, **self._security.client_kwargs())
         parts = []
         deadline = time.monotonic() + 30
         for topic in TOPICS:
@@ -158,7 +160,8 @@ class CatalogFeed:
         if not pending:
             return
         try:
-            ensure_topics(self._bootstrap, [topics.inbox_spec(c, self._replication) for c in pending])
+            ensure_topics(self._bootstrap, [topics.inbox_spec(c, self._replication) for c in pending],
+                          security=self._security)
         except Exception:  # noqa: BLE001 - retried at the next centre event or rebuild
             log.exception("could not ensure inbox topics for %s", pending)
             return

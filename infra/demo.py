@@ -4,7 +4,9 @@ Starts a Kafka broker (KRaft) and a Zipkin server, then all seeded centres (one 
 gateway; sends the requests in seed/demo-requests.yaml through the gateway's gRPC API; prints where each
 went and why, its state, and the Zipkin URL of its trace. Keeps everything up until Ctrl-C (or SIGTERM),
 then stops every process it started, Kafka and Zipkin included. State lives in var/demo/ and is wiped
-at each start, so every run begins from an empty bus.
+at each start, so every run begins from an empty bus — except the development PKI (var/demo/pki/): the CA
+and the parties' certificates are made on the first run and reused, so a client trusting the CA keeps
+working across runs. Every gRPC port and the broker speak TLS (docs/transport-security.md).
 """
 
 from __future__ import annotations
@@ -61,8 +63,8 @@ def _state(v: int) -> str:
     return rq.RequestState.Name(v).removeprefix("REQUEST_STATE_").lower()
 
 
-def run_demo_requests(gateway_endpoint: str, zipkin_url: str) -> list[float]:
-    stub = client.gateway(gateway_endpoint)
+def run_demo_requests(gateway_endpoint: str, zipkin_url: str, ca) -> list[float]:
+    stub = client.gateway(gateway_endpoint, ca=ca)
     latencies = []
     for i, item in enumerate(yaml.safe_load(DEMO_REQUESTS.read_text(encoding="utf-8")), 1):
         say(f"\n[{i}] {item['enterprise_id']}: “{item['say']}”")
@@ -110,19 +112,22 @@ def main() -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    shutil.rmtree(WORKDIR, ignore_errors=True)
-    WORKDIR.mkdir(parents=True)
+    WORKDIR.mkdir(parents=True, exist_ok=True)
+    for old in WORKDIR.iterdir():
+        if old.name != "pki":
+            shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
     t_start = time.monotonic()
-    broker = KafkaBroker(WORKDIR / "kafka", port=9092 if port_is_free(9092) else None)
+    broker = KafkaBroker(WORKDIR / "kafka", port=9092 if port_is_free(9092) else None, pki_home=WORKDIR)
     zipkin = ZipkinServer(port=9411 if port_is_free(9411) else None, data_dir=WORKDIR / "zipkin")
     fed: Federation | None = None
     try:
         say("metrofed: starting Kafka (KRaft) and Zipkin — the first run downloads them from Maven Central")
         broker.start(timeout=180)
         zipkin.start(timeout=180)
-        ensure_topics(broker.bootstrap, topics.FEDERATION_TOPICS)
-        say(f"  Kafka  {broker.bootstrap}\n  Zipkin {zipkin.url}")
-        fed = Federation(broker.bootstrap, WORKDIR, zipkin_endpoint=zipkin.spans_endpoint)
+        ensure_topics(broker.bootstrap, topics.FEDERATION_TOPICS, security=broker.admin_security)
+        ca = broker.ca.ca_cert_path
+        say(f"  Kafka  {broker.bootstrap} (TLS, client certificates, ACLs)\n  Zipkin {zipkin.url}\n  CA     {ca}")
+        fed = Federation(broker.bootstrap, WORKDIR, broker.ca, zipkin_endpoint=zipkin.spans_endpoint)
         seeds = sorted(SEED_DIR.glob("*.yaml"))
         say(f"starting {len(seeds)} centres and the gateway …")
         for seed in seeds:
@@ -137,7 +142,7 @@ def main() -> int:
             say(f"  {name:28s} {proc.endpoint}")
 
         # The catalog fills as centres' capability events arrive; wait until it holds them all.
-        stub = client.gateway(gateway)
+        stub = client.gateway(gateway, ca=ca)
         expected = len(seeds)
         for _ in range(100):
             res = stub.SearchCatalog(gw_pb.SearchCatalogRequest(limit=1), timeout=5)
@@ -147,7 +152,7 @@ def main() -> int:
             time.sleep(0.2)
         say(f"federated catalog: {res.total} capabilities from {len(centres)} centres")
 
-        latencies = run_demo_requests(gateway, zipkin.url)
+        latencies = run_demo_requests(gateway, zipkin.url, ca)
         if latencies:
             say(f"\nsubmit → accepted: {', '.join(f'{x * 1000:.0f} ms' for x in latencies)}")
         pids = [p.popen.pid for p in fed.procs.values()] + [broker.pid, zipkin.pid]
@@ -155,8 +160,8 @@ def main() -> int:
         say(f"resident memory of the federation: {rss / 1024:.0f} MiB "
             f"({len(fed.procs)} metrofed processes, Kafka, Zipkin)")
         say(f"\nThe federation is up. Traces: {zipkin.url}/zipkin/  Gateway gRPC: {gateway} "
-            "(reflection on; try `.venv/bin/buf curl --protocol grpc --http2-prior-knowledge "
-            f"http://{gateway}/metrofed.v1.GatewayService/SearchCatalog -d '{{\"text\":\"torque\"}}'`)")
+            f"(TLS, reflection on; try `.venv/bin/buf curl --protocol grpc --cacert {ca.relative_to(REPO_ROOT)} "
+            f"https://{gateway}/metrofed.v1.GatewayService/SearchCatalog -d '{{\"text\":\"torque\"}}'`)")
         say("Press Ctrl-C to stop everything.")
         if os.environ.get("METROFED_DEMO_EXIT") == "1":  # for scripted checks of `make run`
             stop.set()

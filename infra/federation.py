@@ -3,6 +3,10 @@
 Used by ``make run`` (infra/demo.py) and by the end-to-end tests, so both exercise the same start-up
 path. Each process runs in its own session (process group) and logs to ``<workdir>/logs/<name>.log``;
 ``stop`` sends SIGTERM (graceful: drain outbox, close consumers), then SIGKILL after a grace period.
+
+Before a process starts, its party is enrolled (``enrol_centre``/``enrol_gateway``): the federation's CA
+issues its TLS identity and the admin identity grants its Kafka ACLs; the process gets its identity through
+METROFED_TLS_CA/_CERT/_KEY. ``ca=None`` runs everything without TLS (METROFED_INSECURE=1, benchmarks only).
 """
 
 from __future__ import annotations
@@ -14,6 +18,10 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from metrofed.bus import acls
+from metrofed.bus.security import KafkaSecurity
+from metrofed.pki import DevCA
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SEED_DIR = REPO_ROOT / "seed" / "centres"
@@ -44,12 +52,37 @@ class Proc:
 class Federation:
     kafka_bootstrap: str
     workdir: Path
+    # The federation's CA (the broker's: infra.devstack.KafkaBroker.ca); None only for insecure benchmarks.
+    ca: DevCA | None
     zipkin_endpoint: str = ""
     extra_env: dict[str, str] = field(default_factory=dict)
     procs: dict[str, Proc] = field(default_factory=dict)
 
+    @property
+    def admin(self) -> KafkaSecurity:
+        """The operator's Kafka identity (super user): grants ACLs, creates the shared topics."""
+        return KafkaSecurity.from_tls(self.ca.issue("admin") if self.ca else None)
+
+    def enrol_centre(self, centre_id: str) -> dict[str, str]:
+        """Issues the centre's TLS identity and grants its ACLs; returns the environment that carries it."""
+        if self.ca is None:
+            return {}
+        tls = self.ca.issue(f"centre-{centre_id}")
+        acls.grant_centre(self.kafka_bootstrap, self.admin, centre_id)
+        return tls.env()
+
+    def enrol_gateway(self) -> dict[str, str]:
+        if self.ca is None:
+            return {}
+        tls = self.ca.issue("gateway")
+        acls.grant_gateway(self.kafka_bootstrap, self.admin)
+        return tls.env()
+
     def _env(self, database_url: str, more: dict[str, str] | None) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("METROFED_TEST_",))}
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("METROFED_TEST_", "METROFED_TLS_")) and k != "METROFED_INSECURE"}
+        if self.ca is None:
+            env["METROFED_INSECURE"] = "1"
         env.update({
             "KAFKA_BOOTSTRAP": self.kafka_bootstrap,
             "DATABASE_URL": database_url,
@@ -82,12 +115,13 @@ class Federation:
         centre_id = seed_file.stem
         db = database_url or f"sqlite:///{self.workdir / 'db' / f'{centre_id}.db'}"
         return self._spawn(f"centre-{centre_id}", [sys.executable, "-m", "services.centre", "--seed", str(seed_file)],
-                           self._env(db, env))
+                           self._env(db, {**self.enrol_centre(centre_id), **(env or {})}))
 
     def start_gateway(self, *, database_url: str | None = None, env: dict[str, str] | None = None,
                       name: str = "gateway") -> Proc:
         db = database_url or f"sqlite:///{self.workdir / 'db' / f'{name}.db'}"
-        return self._spawn(name, [sys.executable, "-m", "gateway"], self._env(db, env))
+        return self._spawn(name, [sys.executable, "-m", "gateway"],
+                           self._env(db, {**self.enrol_gateway(), **(env or {})}))
 
     def restart(self, name: str, env: dict[str, str] | None = None) -> Proc:
         """Starts a stopped process again with the same arguments and database."""

@@ -2,6 +2,11 @@
 
 One Kafka broker (KRaft), one Zipkin and one PostgreSQL for the whole run, started on free loopback
 ports on first use and stopped at the end even when tests fail. Unit tests use none of them.
+
+The broker is secured as in `make run`: TLS listeners requiring a client certificate from the session's
+development CA (``pki``), ACLs enforced. Tests' own Kafka clients use ``kafka_admin`` (the operator
+identity, a super user) or ``kafka.security_for(party)``; gRPC clients verify servers against the CA, which
+the ``pki`` fixture makes this process's METROFED_TLS_CA.
 """
 
 from __future__ import annotations
@@ -15,17 +20,36 @@ from metrofed.bus import topics
 
 
 @pytest.fixture(scope="session")
-def kafka(tmp_path_factory):
+def pki(tmp_path_factory):
+    """The session's development CA (metrofed.pki.DevCA); its certificate is METROFED_TLS_CA for this process."""
+    from metrofed.pki import DevCA
+
+    ca = DevCA(tmp_path_factory.mktemp("pki-home")).ensure()
+    env = pytest.MonkeyPatch()
+    env.setenv("METROFED_TLS_CA", str(ca.ca_cert_path))
+    env.delenv("METROFED_INSECURE", raising=False)
+    yield ca
+    env.undo()
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory, pki):
     from infra.devstack import KafkaBroker
     from metrofed.bus.admin import ensure_topics
 
-    broker = KafkaBroker(tmp_path_factory.mktemp("kafka-session"))
+    broker = KafkaBroker(tmp_path_factory.mktemp("kafka-session"), pki_home=pki.home)
     try:
         broker.start(timeout=120)
-        ensure_topics(broker.bootstrap, topics.FEDERATION_TOPICS)
+        ensure_topics(broker.bootstrap, topics.FEDERATION_TOPICS, security=broker.admin_security)
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_admin(kafka):
+    """metrofed.bus.security.KafkaSecurity of the admin party (Kafka super user) on the session broker."""
+    return kafka.admin_security
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,9 @@ import time
 from pathlib import Path
 
 from ._proc import VAR_DIR, REPO_ROOT, group_alive, log, pid_alive, rss_kib, stop_group
+from metrofed.bus.admin import ensure_topics
+from metrofed.bus.topics import federation_topics
+
 from .kafka import KafkaBroker
 from .postgres import PostgresServer, postgres_user_can_reach
 from .zipkin import ZipkinServer
@@ -72,15 +75,20 @@ def cmd_up(args: argparse.Namespace) -> int:
             log(f"kafka already up at {state['kafka']['bootstrap']}")
         else:
             log("starting kafka ...")
+            # The PKI lives in var/pki/, outside the broker's directory: `up --fresh` keeps the CA clients trust.
             broker = KafkaBroker(STACK_DIR / "kafka", port=args.kafka_port,
                                  controller_port=args.kafka_controller_port,
-                                 die_with_parent=False)
+                                 die_with_parent=False, pki_home=VAR_DIR)
             broker.start(timeout=args.timeout)
             started.append(("kafka", broker))
+            ensure_topics(broker.bootstrap, federation_topics(), security=broker.admin_security)
+            admin = broker.ca.issue("admin")
             state["kafka"] = {"pid": broker.pid, "pgid": os.getpgid(broker.pid),
                               "bootstrap": broker.bootstrap, "port": broker.port,
                               "controller_port": broker.controller_port,
-                              "data_dir": str(broker.data_dir), "log": str(broker.log_path)}
+                              "data_dir": str(broker.data_dir), "log": str(broker.log_path),
+                              # the operator's identity, for `metrofed` CLI commands against this broker
+                              "admin_tls": admin.env()}
             save_state(state)
             log(f"kafka ready at {broker.bootstrap} in {broker.startup_seconds:.1f}s")
 

@@ -4,19 +4,28 @@ No tarball and no Docker: ``infra/kafka/pom.xml`` resolves ``org.apache.kafka:ka
 log4j binding, ``fetch_kafka_libs`` copies the runtime classpath into a cache directory once, and
 :class:`KafkaBroker` formats a private storage directory and launches ``java ... kafka.Kafka``.
 
-    with KafkaBroker(tmp_path / "kafka") as broker:
-        producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
+Secured by default: both listeners speak TLS and require a client certificate from the federation's
+development CA (metrofed/pki.py, under ``pki_home``); the certificate's CN is the principal, and the
+StandardAuthorizer denies whatever no ACL allows (metrofed/bus/acls.py). ``broker`` and ``admin`` are super
+users. ``insecure=True`` (benchmarks measuring the cost of TLS only) listens in PLAINTEXT without ACLs.
+
+    with KafkaBroker(tmp_path / "kafka", pki_home=tmp_path) as broker:
+        producer = make_producer(broker.bootstrap, "me", security=broker.admin_security)
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import subprocess
 import time
 import uuid
 from pathlib import Path
+
+from metrofed.bus.security import KafkaSecurity
+from metrofed.pki import DevCA
 
 from ._proc import (CACHE_DIR, REPO_ROOT, file_lock, free_port, launch, log, require_free_port,
                     run_mvn, stop_group, tail)
@@ -92,15 +101,19 @@ class KafkaBroker:
     ``data_dir`` holds ``server.properties``, the log dirs (``data/``) and ``broker.log``.
     ``port``/``controller_port`` None pick free ports. ``die_with_parent`` (default True) makes the
     JVM get SIGTERM if the starting thread dies (e.g. a SIGKILLed pytest); the CLI turns it off.
-    ``extra_properties`` override/add server.properties entries. Starting
+    ``extra_properties`` override/add server.properties entries. ``pki_home`` holds the development CA
+    (default: ``data_dir``); ``insecure`` turns TLS and ACLs off. Starting
     again on a formatted ``data_dir`` keeps its topics and reuses the ports it was formatted with
     (the controller endpoint is part of the KRaft voter set), unless other ports are asked for.
     """
 
     def __init__(self, data_dir: Path | str, port: int | None = None,
                  controller_port: int | None = None, *, libs_dir: Path | str | None = None,
-                 extra_properties: dict[str, str] | None = None, die_with_parent: bool = True):
+                 extra_properties: dict[str, str] | None = None, die_with_parent: bool = True,
+                 pki_home: Path | str | None = None, insecure: bool = False):
         self.data_dir = Path(data_dir).resolve()
+        self.insecure = insecure
+        self.ca: DevCA | None = None if insecure else DevCA(pki_home if pki_home is not None else self.data_dir)
         self._want_port = port
         self._want_controller_port = controller_port
         self.port: int | None = port
@@ -135,6 +148,21 @@ class KafkaBroker:
         return f"127.0.0.1:{self.port}"
 
     @property
+    def keystore_path(self) -> Path:
+        return self.data_dir / "broker-keystore.pem"
+
+    @property
+    def admin_security(self) -> KafkaSecurity:
+        """The operator's identity (a super user): for creating topics and ACLs, and for tests' own clients."""
+        return self.security_for("admin")
+
+    def security_for(self, party: str) -> KafkaSecurity:
+        """A Kafka client identity of ``party`` issued by this broker's CA (PLAINTEXT when insecure)."""
+        if self.ca is None:
+            return KafkaSecurity.plaintext()
+        return KafkaSecurity.from_tls(self.ca.issue(party))
+
+    @property
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
 
@@ -145,11 +173,10 @@ class KafkaBroker:
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.bootstrap.servers": f"127.0.0.1:{c}",
-            "listeners": f"PLAINTEXT://127.0.0.1:{p},CONTROLLER://127.0.0.1:{c}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{p},CONTROLLER://127.0.0.1:{c}",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "listeners": f"{self._client_listener}://127.0.0.1:{p},CONTROLLER://127.0.0.1:{c}",
+            "advertised.listeners": f"{self._client_listener}://127.0.0.1:{p},CONTROLLER://127.0.0.1:{c}",
             "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
+            "inter.broker.listener.name": self._client_listener,
             "log.dirs": str(self.log_dirs),
             # topics: explicit only, 3 partitions unless said otherwise, one replica
             "auto.create.topics.enable": "false",
@@ -177,8 +204,41 @@ class KafkaBroker:
             "log.retention.hours": "168",
             "log.segment.bytes": "67108864",
         }
+        props.update(self._security_properties())
         props.update(self.extra_properties)
         return props
+
+    @property
+    def _client_listener(self) -> str:
+        return "PLAINTEXT" if self.insecure else "SSL"
+
+    def _security_properties(self) -> dict[str, str]:
+        if self.insecure:
+            return {"listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"}
+        return {
+            # No PLAINTEXT listener at all: the controller listener is TLS too, the broker's own certificate
+            # authenticating it to itself.
+            "listener.security.protocol.map": "SSL:SSL,CONTROLLER:SSL",
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(self.keystore_path),
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(self.ca.ca_cert_path),
+            "ssl.client.auth": "required",
+            "ssl.endpoint.identification.algorithm": "https",
+            # Party certificates carry the subject "CN=<party>": that party is the principal. Any other
+            # subject stays the whole DN, which no ACL names.
+            "ssl.principal.mapping.rules": "RULE:^CN=([a-z0-9-]+)$/$1/,DEFAULT",
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "allow.everyone.if.no.acl.found": "false",
+            "super.users": "User:broker;User:admin",
+        }
+
+    def _write_keystore(self) -> None:
+        # Kafka's PEM keystore is one file: the unencrypted PKCS#8 key, then the certificate chain.
+        tls = self.ca.issue("broker")
+        fd = os.open(self.keystore_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(tls.key.read_bytes() + tls.cert.read_bytes())
 
     def _write_properties(self) -> None:
         lines = ["# written by infra/devstack/kafka.py -- regenerated on every start"]
@@ -226,6 +286,8 @@ class KafkaBroker:
         libs = fetch_kafka_libs(self.libs_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._choose_ports()
+        if self.ca is not None:
+            self._write_keystore()
         self._write_properties()
         if not self._formatted():
             self._format(libs)
@@ -264,7 +326,8 @@ class KafkaBroker:
                 admin = KafkaAdminClient(bootstrap_servers=self.bootstrap,
                                          bootstrap_timeout_ms=budget_ms,
                                          request_timeout_ms=budget_ms,
-                                         client_id="devstack-readiness")
+                                         client_id="devstack-readiness",
+                                         **self.admin_security.client_kwargs())
                 cluster = admin.describe_cluster()
                 if cluster.get("brokers"):
                     admin.list_topics()

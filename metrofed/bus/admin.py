@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import time
 
+from metrofed.bus.security import KafkaSecurity
 from metrofed.bus.topics import TopicSpec
 
 _log = logging.getLogger(__name__)
 
 
-def ensure_topics(bootstrap: str, specs: list[TopicSpec] | tuple[TopicSpec, ...],
-                  timeout: float = 30) -> dict[str, str]:
+def ensure_topics(bootstrap: str, specs: list[TopicSpec] | tuple[TopicSpec, ...], *,
+                  security: KafkaSecurity, timeout: float = 30) -> dict[str, str]:
     """Create every topic in ``specs`` that does not exist yet and wait until all are usable.
 
     Returns ``{name: "created" | "exists"}``. An existing topic is left alone; if its partition
@@ -32,7 +33,7 @@ def ensure_topics(bootstrap: str, specs: list[TopicSpec] | tuple[TopicSpec, ...]
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, bootstrap_timeout_ms=ms_left(),
                              request_timeout_ms=min(ms_left(), 30000),
-                             client_id="devstack-ensure-topics")
+                             client_id="devstack-ensure-topics", **security.client_kwargs())
     try:
         existing = set(admin.list_topics())
         result: dict[str, str] = {}

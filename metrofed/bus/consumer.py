@@ -20,6 +20,7 @@ from kafka import KafkaConsumer
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from metrofed.bus import tracing
+from metrofed.bus.security import KafkaSecurity
 from metrofed.bus.envelope import Decoded, UnknownEvent, unwrap
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 Handler = Callable[[object, Decoded | None], None]
 
 
-def make_consumer(bootstrap: str, group: str, client_id: str, topics: list[str], *,
+def make_consumer(bootstrap: str, group: str, client_id: str, topics: list[str], *, security: KafkaSecurity,
                   instance_id: str | None = None) -> KafkaConsumer:
     """``instance_id`` makes the member static (KIP-345): a restarted process with the same id takes its
     predecessor's place at once. Without it, a process killed between JoinGroup and SyncGroup leaves the
@@ -37,6 +38,7 @@ def make_consumer(bootstrap: str, group: str, client_id: str, topics: list[str],
     consumer = KafkaConsumer(
         *topics,
         bootstrap_servers=bootstrap,
+        **security.client_kwargs(),
         group_id=group,
         group_instance_id=instance_id,
         client_id=client_id,

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from kafka import KafkaProducer
 
+from metrofed.bus.security import KafkaSecurity
 
-def make_producer(bootstrap: str, client_id: str) -> KafkaProducer:
+
+def make_producer(bootstrap: str, client_id: str, *, security: KafkaSecurity) -> KafkaProducer:
     return KafkaProducer(
         bootstrap_servers=bootstrap,
+        **security.client_kwargs(),
         client_id=client_id,
         acks="all",
         enable_idempotence=True,

@@ -61,10 +61,13 @@ def main(argv: list[str] | None = None) -> int:
     engine = make_engine(settings.database_url)
     upgrade_to_head(engine, MIGRATIONS)
     sessions = sessionmaker(engine, expire_on_commit=False)
+    bus = settings.kafka_security
+    # The shared topics exist already (the operator creates them): this only checks them, and creates the inbox.
     ensure_topics(settings.kafka_bootstrap, [*topics.federation_topics(settings.topic_replication),
-                                            topics.inbox_spec(centre_id, settings.topic_replication)])
+                                            topics.inbox_spec(centre_id, settings.topic_replication)],
+                  security=bus)
 
-    producer = make_producer(settings.kafka_bootstrap, client_id=f"centre-{centre_id}")
+    producer = make_producer(settings.kafka_bootstrap, client_id=f"centre-{centre_id}", security=bus)
     relay = OutboxRelay(sessions, Outbox, producer, poll_seconds=settings.outbox_poll_seconds,
                         name=f"outbox-{centre_id}").start()
     app = CentreApp(seed.profile, sessions, on_commit=relay.notify)
@@ -73,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     server = Server(settings.listen,
                     [lambda s: centre_service_pb2_grpc.add_CentreServiceServicer_to_server(servicer, s)],
                     [centre_service_pb2.DESCRIPTOR.services_by_name["CentreService"].full_name],
-                    token=os.environ.get("METROFED_CENTRE_TOKEN", ""))
+                    tls=settings.tls, token=os.environ.get("METROFED_CENTRE_TOKEN", ""))
     host = settings.listen.rsplit(":", 1)[0]
     # What others should dial: METROFED_ADVERTISE, else the listen address (a wildcard → this host's name).
     advertised = settings.advertise or f"{socket.gethostname() if host in ('0.0.0.0', '[::]') else host}:{server.port}"
@@ -91,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
 
     group = f"centre-{centre_id}"
     inbox = ConsumerLoop(make_consumer(settings.kafka_bootstrap, group, group, [topics.inbox(centre_id)],
-                                       instance_id=group),
+                                       security=bus, instance_id=group),
                          on_inbox, group=group, parenting="child", name="inbox").start()
     server.set_serving(True)
     log.info("centre %s serving on %s:%d (%d seed capabilities published)", centre_id, host, server.port, seeded)

@@ -19,7 +19,8 @@ E2E_CENTRES = ("hz-oil-gas", "cz-rail", "hf-nev-energy", "sh-h2-storage", "sh-ma
 
 @pytest.fixture(scope="session")
 def federation(kafka, zipkin, tmp_path_factory):
-    fed = Federation(kafka.bootstrap, tmp_path_factory.mktemp("federation"), zipkin_endpoint=zipkin.spans_endpoint,
+    fed = Federation(kafka.bootstrap, tmp_path_factory.mktemp("federation"), kafka.ca,
+                     zipkin_endpoint=zipkin.spans_endpoint,
                      extra_env={"METROFED_SILENCE_SECONDS": "3600"})
     try:
         for centre in E2E_CENTRES:

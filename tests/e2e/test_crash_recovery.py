@@ -30,8 +30,8 @@ NEED = rq.Need(instrument_type="high-pressure transducer", range=rq.MeasuringRan
                tolerance=rq.Tolerance(kind=rq.TOLERANCE_KIND_PERCENT_OF_READING, value=0.5), city="上海")
 
 
-def inbox_end_offset(bootstrap: str, centre_id: str) -> int:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+def inbox_end_offset(kafka, centre_id: str) -> int:
+    consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap, group_id=None, **kafka.admin_security.client_kwargs())
     try:
         tp = TopicPartition(topics.inbox(centre_id), 0)
         return consumer.end_offsets([tp])[tp]
@@ -39,10 +39,10 @@ def inbox_end_offset(bootstrap: str, centre_id: str) -> int:
         consumer.close()
 
 
-def status_event_ids(bootstrap: str, request_id: str) -> list[str]:
+def status_event_ids(kafka, request_id: str) -> list[str]:
     """Every status event on the bus for this request (duplicates included), by event id."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
-                             consumer_timeout_ms=1500)
+    consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap, group_id=None, auto_offset_reset="earliest",
+                             consumer_timeout_ms=1500, **kafka.admin_security.client_kwargs())
     try:
         parts = [TopicPartition(topics.REQUEST_STATUS, p) for p in consumer.partitions_for_topic(topics.REQUEST_STATUS)]
         consumer.assign(parts)
@@ -69,7 +69,7 @@ def assert_processed_exactly_once(federation, kafka, gateway, centre_id: str, re
     assert len(items) == 1 and items[0].state == rq.REQUEST_STATE_ACCEPTED
     # Give a possible duplicate time to show up before counting.
     time.sleep(1.0)
-    ids = status_event_ids(kafka.bootstrap, request_id)
+    ids = status_event_ids(kafka, request_id)
     assert len(set(ids)) == 1, f"status events for {request_id}: {ids}"
     accepted = [h for h in gateway.GetRequest(gw.GetRequestRequest(request_id=request_id), timeout=5).request.history
                 if h.state == rq.REQUEST_STATE_ACCEPTED]
@@ -85,12 +85,12 @@ def route_target(gateway) -> str:
 def test_centre_killed_before_consuming_processes_the_request_once_after_restart(federation, kafka, gateway):
     centre_id = route_target(gateway)
     name = f"centre-{centre_id}"
-    before = inbox_end_offset(kafka.bootstrap, centre_id)
+    before = inbox_end_offset(kafka, centre_id)
     federation.kill(name)
     sub = gateway.SubmitRequest(gw.SubmitRequestRequest(enterprise_id="e2e-crash-1", need=NEED,
                                                         idempotency_key=str(uuid.uuid4())), timeout=10)
     assert sub.request.assigned_centre_id == centre_id
-    wait_until(lambda: inbox_end_offset(kafka.bootstrap, centre_id) > before, 15, "the request in the inbox topic")
+    wait_until(lambda: inbox_end_offset(kafka, centre_id) > before, 15, "the request in the inbox topic")
     time.sleep(0.5)
     state = gateway.GetRequest(gw.GetRequestRequest(request_id=sub.request.request_id), timeout=5).request.state
     assert state == rq.REQUEST_STATE_ROUTED  # nobody has consumed it while the centre is dead

@@ -103,21 +103,21 @@ def seed_by_id(seed):
 # ---- Kafka -----------------------------------------------------------------------------------------------
 
 @pytest.fixture
-def topic(kafka):
+def topic(kafka, kafka_admin):
     """A new single-partition topic with a unique name; deleted at teardown."""
     from metrofed.bus.admin import ensure_topics
     from metrofed.bus.topics import TopicSpec
 
     name = f"it.{uuid.uuid4().hex[:12]}"
-    ensure_topics(kafka.bootstrap, [TopicSpec(name, 1, {"min.insync.replicas": "1"})])
+    ensure_topics(kafka.bootstrap, [TopicSpec(name, 1, {"min.insync.replicas": "1"})], security=kafka_admin)
     yield name
-    delete_topics(kafka.bootstrap, [name])
+    delete_topics(kafka.bootstrap, [name], kafka_admin)
 
 
-def delete_topics(bootstrap: str, names: list[str]) -> None:
+def delete_topics(bootstrap: str, names: list[str], security) -> None:
     from kafka.admin import KafkaAdminClient
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="it-cleanup")
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="it-cleanup", **security.client_kwargs())
     try:
         admin.delete_topics(names, timeout_ms=10000)
     except Exception:  # noqa: BLE001 - cleanup is best effort; topic names are unique anyway
@@ -127,10 +127,10 @@ def delete_topics(bootstrap: str, names: list[str]) -> None:
 
 
 @pytest.fixture
-def producer(kafka):
+def producer(kafka, kafka_admin):
     from metrofed.bus.producer import make_producer
 
-    p = make_producer(kafka.bootstrap, client_id=unique("it-producer"))
+    p = make_producer(kafka.bootstrap, client_id=unique("it-producer"), security=kafka_admin)
     yield p
     p.close(timeout=5)
 
@@ -141,6 +141,7 @@ class TopicReader:
 
     bootstrap: str
     topic: str
+    security: object  # metrofed.bus.security.KafkaSecurity
     consumer: object = None
     records: list = field(default_factory=list)
 
@@ -149,7 +150,8 @@ class TopicReader:
         from kafka.structs import TopicPartition
 
         self.consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
-                                      enable_auto_commit=False, client_id=unique("it-reader"))
+                                      enable_auto_commit=False, client_id=unique("it-reader"),
+                                      **self.security.client_kwargs())
         parts = wait_until(lambda: self.consumer.partitions_for_topic(self.topic), 15,
                            what=f"partitions of {self.topic}")
         self.parts = [TopicPartition(self.topic, p) for p in sorted(parts)]
@@ -182,11 +184,11 @@ class TopicReader:
 
 
 @pytest.fixture
-def topic_reader(kafka):
+def topic_reader(kafka, kafka_admin):
     readers = []
 
     def make(name: str) -> TopicReader:
-        r = TopicReader(kafka.bootstrap, name)
+        r = TopicReader(kafka.bootstrap, name, kafka_admin)
         readers.append(r)
         return r
 
@@ -195,11 +197,11 @@ def topic_reader(kafka):
         r.close()
 
 
-def committed_offset(bootstrap: str, group: str, topic: str, partition: int = 0) -> int | None:
+def committed_offset(bootstrap: str, group: str, topic: str, partition: int = 0, *, security) -> int | None:
     from kafka.admin import KafkaAdminClient
     from kafka.structs import TopicPartition
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="it-offsets")
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="it-offsets", **security.client_kwargs())
     try:
         offsets = admin.list_group_offsets({group: None}).get(group, {})
     finally:

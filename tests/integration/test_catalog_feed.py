@@ -48,21 +48,25 @@ def wait(predicate, timeout=10.0):
     return False
 
 
-def test_feed_catches_up_applies_live_events_and_rebuilds_without_a_gap(kafka):
+def test_feed_catches_up_applies_live_events_and_rebuilds_without_a_gap(kafka, kafka_admin):
+    from metrofed.bus import acls
+
     centre_id = f"it-feed-{uuid.uuid4().hex[:8]}"
     caps = load_seed()[0].capabilities
-    producer = make_producer(kafka.bootstrap, "it-feed")
+    producer = make_producer(kafka.bootstrap, "it-feed", security=kafka_admin)
     publish_centre(producer, centre_id, caps)
 
+    # The feed runs as the gateway, with the gateway's ACLs only (it creates the inbox below with them).
+    acls.grant_gateway(kafka.bootstrap, kafka_admin)
     catalog = Catalog()
-    feed = CatalogFeed(kafka.bootstrap, catalog, client_id="it-feed").start()
+    feed = CatalogFeed(kafka.bootstrap, catalog, security=kafka.security_for("gateway"), client_id="it-feed").start()
     try:
         assert catalog.wait_ready(60)
         assert mine(catalog, centre_id) == {c.capability_id for c in caps}
         assert catalog.freshness(centre_id) is not None
         # The gateway makes sure a registered centre's inbox exists before routing anything there.
         from kafka import KafkaConsumer
-        probe = KafkaConsumer(bootstrap_servers=kafka.bootstrap)
+        probe = KafkaConsumer(bootstrap_servers=kafka.bootstrap, **kafka_admin.client_kwargs())
         try:
             assert wait(lambda: topics.inbox(centre_id) in probe.topics(), 10)
         finally:

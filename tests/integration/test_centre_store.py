@@ -289,11 +289,12 @@ def test_a_tombstone_or_foreign_event_on_the_inbox_is_ignored(app, centre_db):
 
 # ---- through the real broker ----------------------------------------------------------------------------
 
-def test_inbox_consumer_over_kafka_handles_a_redelivered_request_once(kafka, producer, centre_db, seed_by_id,
-                                                                      caps):
+def test_inbox_consumer_over_kafka_handles_a_redelivered_request_once(kafka, kafka_admin, producer, centre_db,
+                                                                      seed_by_id, caps):
     """A RequestRouted sent twice (same event id: the gateway's relay re-sent it) through the real
-    broker into a real ConsumerLoop: one inbox row, one status event, both offsets committed."""
-    from metrofed.bus import tracing
+    broker into a real ConsumerLoop: one inbox row, one status event, both offsets committed. The centre's
+    side runs as the centre's own principal with only its ACLs, as in a deployment."""
+    from metrofed.bus import acls, tracing
     from metrofed.bus.admin import ensure_topics
     from metrofed.bus.consumer import ConsumerLoop, make_consumer
     from tests.integration.conftest import delete_topics
@@ -303,8 +304,10 @@ def test_inbox_consumer_over_kafka_handles_a_redelivered_request_once(kafka, pro
     app = CentreApp(profile, centre_db)
     app.publish(caps[CAP])
     inbox_topic = topics.inbox(centre_id)
-    ensure_topics(kafka.bootstrap, [topics.inbox_spec(centre_id)])
     group = f"centre-{centre_id}"
+    acls.grant_centre(kafka.bootstrap, kafka_admin, centre_id)
+    as_centre = kafka.security_for(group)
+    ensure_topics(kafka.bootstrap, [topics.inbox_spec(centre_id)], security=as_centre)
     loop = None
     try:
         env = routed(centre_id, CAP)
@@ -315,15 +318,16 @@ def test_inbox_consumer_over_kafka_handles_a_redelivered_request_once(kafka, pro
                           headers=headers).get(timeout=15)
             span.end()
 
-        loop = ConsumerLoop(make_consumer(kafka.bootstrap, group, group, [inbox_topic]), app.on_inbox_event,
-                            group=group, parenting="child", name="inbox").start()
+        loop = ConsumerLoop(make_consumer(kafka.bootstrap, group, group, [inbox_topic], security=as_centre),
+                            app.on_inbox_event, group=group, parenting="child", name="inbox").start()
         wait_until(lambda: loop.handled >= 2, 30, what="both deliveries handled")
-        wait_until(lambda: committed_offset(kafka.bootstrap, group, inbox_topic) == 2, 15,
+        wait_until(lambda: committed_offset(kafka.bootstrap, group, inbox_topic, security=kafka_admin) == 2, 15,
                    what="offset 2 committed")
     finally:
         if loop is not None:
             loop.stop()
-        delete_topics(kafka.bootstrap, [inbox_topic])
+        delete_topics(kafka.bootstrap, [inbox_topic], kafka_admin)
+        acls.revoke_party(kafka.bootstrap, kafka_admin, group)
 
     rows = app.inbox()
     assert [(r.request_id, r.state) for r in rows] == [(request_id, "accepted")]

@@ -40,19 +40,20 @@ def send_status(producer, topic: str, n: int) -> list[str]:
 class Loops:
     """Starts ConsumerLoops on the test's topic and stops every one of them at teardown."""
 
-    def __init__(self, bootstrap: str, topic: str):
-        self.bootstrap, self.topic = bootstrap, topic
+    def __init__(self, bootstrap: str, topic: str, security):
+        self.bootstrap, self.topic, self.security = bootstrap, topic, security
         self.group = unique("it-group")
         self.loops: list[ConsumerLoop] = []
 
     def start(self, handler, **kw) -> ConsumerLoop:
-        consumer = make_consumer(self.bootstrap, self.group, unique("it-client"), [self.topic])
+        consumer = make_consumer(self.bootstrap, self.group, unique("it-client"), [self.topic],
+                                 security=self.security)
         loop = ConsumerLoop(consumer, handler, group=self.group, name=unique("loop"), **kw).start()
         self.loops.append(loop)
         return loop
 
     def committed(self) -> int | None:
-        return committed_offset(self.bootstrap, self.group, self.topic)
+        return committed_offset(self.bootstrap, self.group, self.topic, security=self.security)
 
     def stop_all(self):
         for loop in self.loops:
@@ -60,8 +61,8 @@ class Loops:
 
 
 @pytest.fixture
-def loops(kafka, topic):
-    ls = Loops(kafka.bootstrap, topic)
+def loops(kafka, kafka_admin, topic):
+    ls = Loops(kafka.bootstrap, topic, kafka_admin)
     yield ls
     ls.stop_all()
 

@@ -65,7 +65,9 @@ def test_broker_is_loopback_only_and_autocreate_off(broker):
     props = broker.properties_path.read_text()
     assert "auto.create.topics.enable=false" in props
     assert f"CONTROLLER://127.0.0.1:{broker.controller_port}" in props
-    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    assert "PLAINTEXT" not in props  # both listeners TLS, the default
+    assert "ssl.client.auth=required" in props
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap, **broker.admin_security.client_kwargs())
     try:
         cluster = admin.describe_cluster()
         assert [b["host"] for b in cluster["brokers"]] == ["127.0.0.1"]
@@ -78,11 +80,11 @@ def test_ensure_topics_creates_compacted_topic_with_its_config(broker):
 
     spec = TopicSpec("devstack.compacted", 3, {"cleanup.policy": "compact",
                                                "min.compaction.lag.ms": "0"})
-    assert ensure_topics(broker.bootstrap, [spec]) == {"devstack.compacted": "created"}
+    assert ensure_topics(broker.bootstrap, [spec], security=broker.admin_security) == {"devstack.compacted": "created"}
     # idempotent: a second call (a restarted service) tolerates the existing topic
-    assert ensure_topics(broker.bootstrap, [spec]) == {"devstack.compacted": "exists"}
+    assert ensure_topics(broker.bootstrap, [spec], security=broker.admin_security) == {"devstack.compacted": "exists"}
 
-    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap, **broker.admin_security.client_kwargs())
     try:
         described = admin.describe_configs(
             [ConfigResource(ConfigResourceType.TOPIC, "devstack.compacted")])
@@ -101,10 +103,10 @@ def test_produce_acks_all_and_consume_keyed_message_with_header(broker):
     from kafka import KafkaConsumer, KafkaProducer
 
     topic = "devstack.roundtrip"
-    ensure_topics(broker.bootstrap, [TopicSpec(topic, 3, {})])
+    ensure_topics(broker.bootstrap, [TopicSpec(topic, 3, {})], security=broker.admin_security)
     traceparent = f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01".encode()
     producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all",
-                             enable_idempotence=True, linger_ms=0)
+                             enable_idempotence=True, linger_ms=0, **broker.admin_security.client_kwargs())
     try:
         meta = producer.send(topic, key=b"centre-042", value=b'{"hello": "federation"}',
                              headers=[("traceparent", traceparent)]).get(timeout=30)
@@ -116,7 +118,7 @@ def test_produce_acks_all_and_consume_keyed_message_with_header(broker):
     consumer = KafkaConsumer(topic, bootstrap_servers=broker.bootstrap,
                              group_id=f"devstack-test-{uuid.uuid4().hex[:8]}",
                              auto_offset_reset="earliest", enable_auto_commit=False,
-                             consumer_timeout_ms=20000)
+                             consumer_timeout_ms=20000, **broker.admin_security.client_kwargs())
     try:
         records = []
         deadline = time.monotonic() + 30
@@ -137,10 +139,10 @@ def test_produce_acks_all_and_consume_keyed_message_with_header(broker):
 def test_broker_restart_keeps_topics_and_ports(tmp_path):
     with KafkaBroker(tmp_path / "k") as b:
         first = (b.port, b.controller_port)
-        ensure_topics(b.bootstrap, [TopicSpec("devstack.persisted", 1, {})])
+        ensure_topics(b.bootstrap, [TopicSpec("devstack.persisted", 1, {})], security=b.admin_security)
     with KafkaBroker(tmp_path / "k") as b:
         assert (b.port, b.controller_port) == first
-        assert ensure_topics(b.bootstrap, [TopicSpec("devstack.persisted", 1, {})]) == {
+        assert ensure_topics(b.bootstrap, [TopicSpec("devstack.persisted", 1, {})], security=b.admin_security) == {
             "devstack.persisted": "exists"}
 
 

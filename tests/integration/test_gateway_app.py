@@ -340,14 +340,14 @@ def test_lookups_validate_and_report_missing_requests(gw):
 
 # ---- through the real broker ----------------------------------------------------------------------------
 
-def test_routed_request_reaches_the_centres_inbox_topic(kafka, producer, gw, gateway_db, topic_reader):
+def test_routed_request_reaches_the_centres_inbox_topic(kafka, kafka_admin, producer, gw, gateway_db, topic_reader):
     from metrofed.bus.admin import ensure_topics
     from metrofed.db.outbox import OutboxRelay
 
     enterprise = unique("ent")
     row = gw.submit(enterprise, pressure_need())
     inbox = topics.inbox(row.assigned_centre_id)
-    ensure_topics(kafka.bootstrap, [topics.inbox_spec(row.assigned_centre_id)])
+    ensure_topics(kafka.bootstrap, [topics.inbox_spec(row.assigned_centre_id)], security=kafka_admin)
     reader = topic_reader(inbox)
 
     assert OutboxRelay(gateway_db, Outbox, producer).relay_once() == 1

@@ -45,7 +45,8 @@ def publish_and_consume(kafka, producer, sessions, topic, span_exporter, parenti
         inside.append(trace.get_current_span())
 
     group = unique("it-trace")
-    loop = ConsumerLoop(make_consumer(kafka.bootstrap, group, group, [topic]), handler, group=group,
+    loop = ConsumerLoop(make_consumer(kafka.bootstrap, group, group, [topic], security=kafka.admin_security),
+                        handler, group=group,
                         parenting=parenting, name="trace-loop").start()
     try:
         wait_until(lambda: loop.handled >= 1, 30, what="the record to be consumed")

@@ -4,8 +4,9 @@ Library use (pytest fixtures)::
 
     from infra.devstack import KafkaBroker, TopicSpec, ensure_topics, ZipkinServer, PostgresServer
 
-    with KafkaBroker(tmp_dir / "kafka") as broker:           # port=None -> free port
-        ensure_topics(broker.bootstrap, [TopicSpec("x", 3, {"cleanup.policy": "compact"})])
+    with KafkaBroker(tmp_dir / "kafka", pki_home=tmp_dir) as broker:   # port=None -> free port; TLS + ACLs
+        ensure_topics(broker.bootstrap, [TopicSpec("x", 3, {"cleanup.policy": "compact"})],
+                      security=broker.admin_security)
 
 Command line (``make infra-up`` / ``make infra-down``)::
 

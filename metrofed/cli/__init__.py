@@ -12,7 +12,9 @@ import importlib
 import sys
 
 # group name -> module (imported lazily, so `metrofed --help` stays fast)
-GROUPS: dict[str, str] = {}
+GROUPS: dict[str, str] = {
+    "outbox": "metrofed.cli.outbox",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -220,7 +220,9 @@ class GatewayApp:
                 log.info("ignoring status %s for %s: %s", state.value, ev.request_id, verdict.why)
                 return
             row.state = state.value
-            if ev.result_certificate:
+            if ev.HasField("certificate"):  # the reference only: the enterprise fetches it from the centre
+                row.certificate_ref = ev.certificate.SerializeToString()
+            elif ev.result_certificate:  # a centre not upgraded yet still sends it inline
                 row.result_certificate = ev.result_certificate
             s.add(HistoryRow(request_id=row.request_id, state=state.value, centre_id=ev.centre_id, note=ev.note))
             if state is RequestState.DECLINED:

@@ -24,7 +24,8 @@ def request_to_proto(row, history=()) -> request_pb2.ServiceRequest:
         routing=request_pb2.RoutingDecision.FromString(row.routing or b""),
         history=[request_pb2.StatusChange(state=state_to_proto(RequestState(h.state)), centre_id=h.centre_id,
                                           note=h.note, at=timestamp(h.at)) for h in history],
-        trace_id=row.trace_id, created_at=timestamp(row.created_at), result_certificate=row.result_certificate)
+        trace_id=row.trace_id, created_at=timestamp(row.created_at), result_certificate=row.result_certificate,
+        certificate=request_pb2.CertificateRef.FromString(row.certificate_ref) if row.certificate_ref else None)
 
 
 def _freshness(snapshot, centre_id: str) -> Timestamp | None:

@@ -30,7 +30,8 @@ class RequestRow(Base):
     routing: Mapped[bytes] = mapped_column(LargeBinary, default=b"")  # metrofed.v1.RoutingDecision
     tried_centres: Mapped[list] = mapped_column(JSON, default=list)
     trace_id: Mapped[str] = mapped_column(String(32), default="")
-    result_certificate: Mapped[str] = mapped_column(Text, default="")
+    result_certificate: Mapped[str] = mapped_column(Text, default="")  # only from centres before 0002
+    certificate_ref: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # metrofed.v1.CertificateRef
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow,
                                                     index=True)

@@ -42,3 +42,26 @@ def gateway(endpoint: str, *, ca: str | os.PathLike | None = None) -> gateway_se
 
 def centre(endpoint: str, *, ca: str | os.PathLike | None = None) -> centre_service_pb2_grpc.CentreServiceStub:
     return centre_service_pb2_grpc.CentreServiceStub(channel(endpoint, ca=ca))
+
+
+class CertificateMismatch(Exception):
+    """The document a centre returned is not the one its reference names (digest or size differ)."""
+
+
+def fetch_certificate(centre_stub: centre_service_pb2_grpc.CentreServiceStub, request_id: str,
+                      expected, *, timeout: float = DEFAULT_TIMEOUT) -> bytes:
+    """Fetches a completed request's certificate from the centre that holds it and checks it against
+    ``expected`` — the ``CertificateRef`` the gateway returned with the request (``ServiceRequest.certificate``),
+    not the one the centre sends along — by SHA-256 and size. Raises ``CertificateMismatch`` otherwise."""
+    import hashlib
+
+    from metrofed.v1 import centre_service_pb2
+
+    res = centre_stub.GetCertificate(centre_service_pb2.GetCertificateRequest(request_id=request_id),
+                                     timeout=timeout)
+    digest = hashlib.sha256(res.document).hexdigest()
+    if digest != expected.sha256.lower() or len(res.document) != expected.size_bytes:
+        raise CertificateMismatch(
+            f"certificate of request {request_id}: got {len(res.document)} bytes with sha256 {digest}, "
+            f"expected {expected.size_bytes} bytes with sha256 {expected.sha256}")
+    return res.document

@@ -5,7 +5,7 @@ The broker refuses a record batch above ``message.max.bytes`` (1 MiB by default,
 carries headers (trace context, event id and type), the batch has its own framing, signed events (issue 8)
 add a signature and key id to the envelope, and a consumer's default ``max.partition.fetch.bytes`` (1 MiB)
 must always fit a whole record. Half the broker's limit leaves room for all of it without tuning the
-broker, and no legitimate event comes close: a capability of the largest seed centre is ~10 KiB. Large
+broker, and no legitimate event comes close: the largest seed capability's event is 604 bytes. Large
 documents (certificates) do not travel on the bus at all (claim check, docs/outbox.md).
 """
 

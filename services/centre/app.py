@@ -8,6 +8,7 @@ The HTTP-free, Kafka-free core of the centre service: the gRPC API (grpc_api.py)
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import uuid
 from dataclasses import replace
@@ -26,10 +27,16 @@ from metrofed.domain.dcc import minimal_certificate
 from metrofed.domain.lifecycle import TERMINAL, RequestState, transition
 from metrofed.errors import Conflict, NotFound
 from metrofed.protoconv import capability_to_proto, centre_to_proto, state_to_proto
-from metrofed.v1 import events_pb2
-from services.centre.models import CapabilityRow, InboxRow, Outbox, ProcessedEvent, ProfileRow
+from metrofed.v1 import events_pb2, request_pb2
+from services.centre.models import CapabilityRow, CertificateRow, InboxRow, Outbox, ProcessedEvent, ProfileRow
 
 log = logging.getLogger(__name__)
+
+# A certificate is stored here and fetched by reference, so it is not bound by the bus (512 KiB per event)
+# but by what one gRPC message carries comfortably (4 MiB): a DCC with many measurement results and an
+# embedded signature stays far below 2 MiB.
+MAX_CERTIFICATE_BYTES = 2 * 1024 * 1024
+DCC_MEDIA_TYPE = "application/xml"
 
 
 class CentreApp:
@@ -182,19 +189,41 @@ class CentreApp:
         if row is not None and RequestState(row.state) not in TERMINAL:
             row.state, row.note = RequestState.CANCELLED.value, ev.reason
 
-    def _set_state(self, s: Session, row: InboxRow, state: RequestState, note: str, certificate: str = "") -> None:
+    def _set_state(self, s: Session, row: InboxRow, state: RequestState, note: str,
+                   certificate: bytes = b"") -> None:
         row.state = transition(RequestState(row.state), state).value
         row.note = note
-        if certificate:
-            row.result_certificate = certificate
-        self._emit(s, row)
+        ref = self._keep_certificate(s, row.request_id, certificate) if certificate else None
+        self._emit(s, row, ref)
 
-    def _emit(self, s: Session, row: InboxRow) -> None:
+    def _emit(self, s: Session, row: InboxRow, certificate: request_pb2.CertificateRef | None = None) -> None:
         add_event(s, Outbox, topic=topics.REQUEST_STATUS, key=row.request_id, producer=self.centre_id,
                   event=events_pb2.RequestStatusChanged(
                       request_id=row.request_id, centre_id=self.centre_id,
                       state=state_to_proto(RequestState(row.state)), note=row.note, attempt=row.attempt,
-                      result_certificate=row.result_certificate))
+                      certificate=certificate))
+
+    # ---- certificates (claim check: stored here, only the reference travels) ------------------------------
+
+    def _keep_certificate(self, s: Session, request_id: str, body: bytes) -> request_pb2.CertificateRef:
+        row = CertificateRow(certificate_id=str(uuid.uuid4()), request_id=request_id, media_type=DCC_MEDIA_TYPE,
+                             sha256=hashlib.sha256(body).hexdigest(), size_bytes=len(body), body=body)
+        s.add(row)
+        return self.certificate_ref(row)
+
+    def certificate_ref(self, row: CertificateRow) -> request_pb2.CertificateRef:
+        return request_pb2.CertificateRef(centre_id=self.centre_id, certificate_id=row.certificate_id,
+                                          sha256=row.sha256, size_bytes=row.size_bytes, media_type=row.media_type)
+
+    def certificate(self, request_id: str) -> CertificateRow:
+        """The stored certificate of a completed request. Who may read it is decided by the caller's
+        authorization (the enterprise that owns the request, an operator), not here."""
+        with self._sessions() as s:
+            row = s.scalar(select(CertificateRow).where(CertificateRow.request_id == request_id))
+            if row is None:
+                raise NotFound("certificate of request", request_id)
+            s.expunge(row)
+            return row
 
     # ---- operator actions -----------------------------------------------------------------------------
 
@@ -207,7 +236,7 @@ class CentreApp:
             s.expunge_all()
             return list(rows)
 
-    def _act(self, request_id: str, state: RequestState, note: str, certificate: str = "") -> InboxRow:
+    def _act(self, request_id: str, state: RequestState, note: str, certificate: bytes = b"") -> InboxRow:
         with self._sessions.begin() as s:
             row = s.get(InboxRow, request_id)
             if row is None:
@@ -227,6 +256,10 @@ class CentreApp:
         return self._act(request_id, RequestState.DECLINED, reason)
 
     def complete(self, request_id: str, certificate: str = "", note: str = "") -> InboxRow:
+        body = certificate.encode()
+        if len(body) > MAX_CERTIFICATE_BYTES:
+            raise DomainError("result_certificate", f"is {len(body):,} bytes; a certificate may be at most "
+                                                    f"{MAX_CERTIFICATE_BYTES:,} bytes (2 MiB)")
         if not certificate:
             with self._sessions() as s:
                 row = s.get(InboxRow, request_id)
@@ -236,4 +269,5 @@ class CentreApp:
                     certificate_id=f"{self.centre_id}-{request_id}", laboratory=str(self.profile.name),
                     customer=row.enterprise_id, capability_id=row.capability_id,
                     issued=dt.datetime.now(dt.timezone.utc))
-        return self._act(request_id, RequestState.COMPLETED, note or "completed", certificate)
+            body = certificate.encode()
+        return self._act(request_id, RequestState.COMPLETED, note or "completed", body)

@@ -70,8 +70,10 @@ class CentreServicer(centre_service_pb2_grpc.CentreServiceServicer):
         return pb.DeclineRequestResponse(item=_inbox_item(row))
 
     def CompleteRequest(self, request, context):
-        if len(request.result_certificate) > 2_000_000:
-            raise DomainError("result_certificate", "larger than 2 MB")
         row = self.app.complete(_required(request.request_id, "request_id", 64), request.result_certificate,
                                 request.note[:MAX_TEXT])
         return pb.CompleteRequestResponse(item=_inbox_item(row))
+
+    def GetCertificate(self, request, context):
+        row = self.app.certificate(_required(request.request_id, "request_id", 64))
+        return pb.GetCertificateResponse(certificate_ref=self.app.certificate_ref(row), document=row.body)

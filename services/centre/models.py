@@ -43,9 +43,23 @@ class InboxRow(Base):
     attempt: Mapped[int] = mapped_column(Integer, default=1)
     requested_by: Mapped[str] = mapped_column(String(40), default="gateway")
     note: Mapped[str] = mapped_column(Text, default="")
-    result_certificate: Mapped[str] = mapped_column(Text, default="")
+    result_certificate: Mapped[str] = mapped_column(Text, default="")  # unused since 0002: see CertificateRow
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class CertificateRow(Base):
+    """A completed request's certificate, kept here and fetched by reference (claim check): it can be far
+    larger than a bus event may be, so only its ``CertificateRef`` travels on Kafka."""
+
+    __tablename__ = "certificates"
+    certificate_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(64), unique=True)
+    media_type: Mapped[str] = mapped_column(String(100))
+    sha256: Mapped[str] = mapped_column(String(64))  # hex digest of body
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Outbox(OutboxMixin, Base):

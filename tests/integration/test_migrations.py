@@ -20,10 +20,21 @@ def _services():
 
     return [
         pytest.param(CENTRE_MIGRATIONS, CentreBase.metadata,
-                     {"capabilities", "centre_profile", "inbox", "outbox", "processed_events"}, id="centre"),
+                     {"capabilities", "centre_profile", "inbox", "outbox", "processed_events", "certificates"}, id="centre"),
         pytest.param(GATEWAY_MIGRATIONS, GatewayBase.metadata,
                      {"requests", "request_history", "outbox", "processed_events"}, id="gateway"),
     ]
+
+
+def _head(migrations) -> str:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations))
+    heads = ScriptDirectory.from_config(cfg).get_heads()
+    assert len(heads) == 1, f"{migrations}: several heads {heads}; chain the newer revision after the other"
+    return heads[0]
 
 
 def _diff(engine, metadata) -> list:
@@ -42,12 +53,13 @@ def test_upgrade_to_head_builds_the_models_schema(database_url, engine_factory, 
     insp = inspect(engine)
     assert set(insp.get_table_names()) == tables | {"alembic_version"}
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0001"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == _head(migrations)
     # Models and migrations agree: autogenerate would produce an empty migration.
     assert _diff(engine, metadata) == []
     # The outbox index the relay's "unsent rows" query relies on, and the dedupe key.
     outbox_indexes = {ix["name"]: ix["column_names"] for ix in insp.get_indexes("outbox")}
     assert outbox_indexes.get("ix_outbox_sent_at") == ["sent_at"]
+    assert outbox_indexes.get("ix_outbox_failed_at") == ["failed_at"]  # `metrofed outbox dead`
     assert insp.get_pk_constraint("processed_events")["constrained_columns"] == ["event_id"]
 
 

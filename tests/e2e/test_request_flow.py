@@ -232,8 +232,11 @@ def test_completion_at_the_centre_brings_the_certificate_to_the_enterprise(feder
                                   timeout=5).item
     assert item.state == rq.REQUEST_STATE_COMPLETED
     done = wait_for_state(gateway, req.request_id, rq.REQUEST_STATE_COMPLETED)
-    assert "digitalCalibrationCertificate" in done.result_certificate
-    assert req.request_id in done.result_certificate  # the certificate's unique identifier names the request
+    assert done.result_certificate == ""  # by reference (claim check), fetched from the centre by digest
+    assert done.certificate.centre_id == req.assigned_centre_id and len(done.certificate.sha256) == 64
+    document = client.fetch_certificate(centre, req.request_id, done.certificate).decode()
+    assert "digitalCalibrationCertificate" in document
+    assert req.request_id in document  # the certificate's unique identifier names the request
     with pytest.raises(grpc.RpcError) as err:  # a completed request cannot be cancelled
         gateway.CancelRequest(gw.CancelRequestRequest(request_id=req.request_id), timeout=5)
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION

@@ -150,6 +150,9 @@ class OutboxRelay:
         # database (the oldest pending row of a key is the only one ever sent), so a restarted or other
         # replica's relay may try at once without breaking it.
         self._backoff: dict[tuple[str, str | None], tuple[float, int]] = {}
+        # topic -> monotonic time: a topic whose metadata did not come within max_block_ms waits as a whole,
+        # since every send to it would block that long again.
+        self._topic_wait: dict[str, float] = {}
         self._more = False
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -207,9 +210,12 @@ class OutboxRelay:
         c = self._cls
         firsts = select(func.min(c.id)).where(c.sent_at.is_(None), c.failed_at.is_(None)).group_by(c.topic, c.key)
         waiting = {k for k, (until, _n) in self._backoff.items() if until > now}
+        topics_waiting = [t for t, until in self._topic_wait.items() if until > now]
+        q = select(c).where(c.id.in_(firsts))
+        if topics_waiting:
+            q = q.where(c.topic.not_in(topics_waiting))
         # Keys in backoff are dropped here rather than in SQL; fetching that many more keeps the batch full.
-        rows = session.scalars(select(c).where(c.id.in_(firsts)).order_by(c.id)
-                               .limit(self._batch + len(waiting))).all()
+        rows = session.scalars(q.order_by(c.id).limit(self._batch + len(waiting))).all()
         return [r for r in rows if (r.topic, r.key) not in waiting][:self._batch]
 
     def relay_once(self) -> int:
@@ -257,7 +263,8 @@ class OutboxRelay:
     def _send_all(self, rows) -> list[_Attempt]:
         """Hands every row to the producer. send() blocks up to ``max_block_ms`` when the producer has no
         metadata for a topic (not created yet, or the broker unreachable since start): after one such
-        wait the topic's other rows are left for a later round, after two (two topics) every row is."""
+        wait the topic's other rows are left for a later round (and the topic waits out its backoff),
+        after two (two topics) every row of this round is."""
         attempts: list[_Attempt] = []
         unknown_topics: set[str] = set()
         for row in rows:
@@ -344,6 +351,7 @@ class OutboxRelay:
             if a.failure is None:
                 sent.append(a)
                 self._backoff.pop(a.stream, None)
+                self._topic_wait.pop(a.stream[0], None)
             else:
                 a.span.record_exception(a.exc or RuntimeError(a.failure.reason))
                 a.span.set_status(trace.StatusCode.ERROR, a.failure.reason)
@@ -358,6 +366,8 @@ class OutboxRelay:
                     n = self._backoff.get(a.stream, (0.0, 0))[1] + 1
                     delay = min(self._retry_base * 2 ** (n - 1), self._retry_max)
                     self._backoff[a.stream] = (clock + delay, n)
+                    if a.future is None and isinstance(a.exc, KafkaTimeoutError):  # no metadata for the topic
+                        self._topic_wait[a.stream[0]] = clock + delay
                     log.warning("outbox row %d (%s) not sent, retrying its key in %.1fs: %s", a.row_id,
                                 a.stream, delay, a.failure.reason)
                 session.execute(update(self._cls).where(self._cls.id == a.row_id).values(**values))

@@ -24,22 +24,23 @@ SMALL_LIMIT = 20_000  # the test topic's max.message.bytes: what the broker acce
 
 
 @pytest.fixture
-def small_topic(kafka):
+def small_topic(kafka, kafka_admin):
     """A topic whose broker-side record limit is 20 kB, so the broker itself refuses a bigger record."""
     name = f"it.small.{uuid.uuid4().hex[:10]}"
     ensure_topics(kafka.bootstrap, [TopicSpec(name, 1, {"min.insync.replicas": "1",
-                                                        "max.message.bytes": str(SMALL_LIMIT)})])
+                                                        "max.message.bytes": str(SMALL_LIMIT)})],
+                  security=kafka_admin)
     yield name
-    delete_topics(kafka.bootstrap, [name])
+    delete_topics(kafka.bootstrap, [name], kafka_admin)
 
 
 @pytest.fixture
-def quick_producer(kafka):
+def quick_producer(kafka, kafka_admin):
     """The relay's producer settings (metrofed.bus.producer) but a short metadata wait, so a send to a
     topic that does not exist yet fails in 1.5 s instead of 15 s."""
     p = KafkaProducer(bootstrap_servers=kafka.bootstrap, client_id=unique("it-quick"), acks="all",
                       enable_idempotence=True, linger_ms=2, max_in_flight_requests_per_connection=5,
-                      request_timeout_ms=15000, max_block_ms=1500)
+                      request_timeout_ms=15000, max_block_ms=1500, **kafka_admin.client_kwargs())
     yield p
     p.close(timeout=5)
 
@@ -95,8 +96,8 @@ def test_rows_the_broker_refuses_are_dead_and_other_keys_after_them_are_sent(cen
     assert by_id(centre_db)[too_big].attempts == 1
 
 
-def test_a_key_waits_behind_its_transient_failure_and_then_goes_in_order(centre_db, kafka, quick_producer,
-                                                                          topic, topic_reader):
+def test_a_key_waits_behind_its_transient_failure_and_then_goes_in_order(centre_db, kafka, kafka_admin,
+                                                                          quick_producer, topic, topic_reader):
     late_topic = f"it.late.{uuid.uuid4().hex[:10]}"  # not created yet: the broker does not auto-create
     first = stage(centre_db, late_topic, "req-1")
     other = stage(centre_db, topic, "req-2")
@@ -127,7 +128,7 @@ def test_a_key_waits_behind_its_transient_failure_and_then_goes_in_order(centre_
     rows = by_id(centre_db)
     assert rows[first].sent_at is None and rows[first].attempts == 2 and rows[second].attempts == 0
 
-    ensure_topics(kafka.bootstrap, [TopicSpec(late_topic, 1, {"min.insync.replicas": "1"})])
+    ensure_topics(kafka.bootstrap, [TopicSpec(late_topic, 1, {"min.insync.replicas": "1"})], security=kafka_admin)
     try:
         late_reader = topic_reader(late_topic)
 
@@ -146,11 +147,11 @@ def test_a_key_waits_behind_its_transient_failure_and_then_goes_in_order(centre_
         assert got[0].offset < got[1].offset
         assert rows[first].attempts >= 2 and rows[second].failed_at is None
     finally:
-        delete_topics(kafka.bootstrap, [late_topic])
+        delete_topics(kafka.bootstrap, [late_topic], kafka_admin)
 
 
 def test_operator_lists_dead_rows_and_re_drives_them_once_the_cause_is_fixed(database_url, centre_db, kafka,
-                                                                             producer, small_topic,
+                                                                             kafka_admin, producer, small_topic,
                                                                              topic_reader, capsys):
     reader = topic_reader(small_topic)
     dead = stage(centre_db, small_topic, "k1", size=60_000)
@@ -170,7 +171,8 @@ def test_operator_lists_dead_rows_and_re_drives_them_once_the_cause_is_fixed(dat
     assert summary.startswith("2 dead, 0 pending")
 
     # The operator raises the topic's limit, then re-drives that one row: it goes out and is marked sent.
-    admin = KafkaAdminClient(bootstrap_servers=kafka.bootstrap, client_id=unique("it-admin"))
+    admin = KafkaAdminClient(bootstrap_servers=kafka.bootstrap, client_id=unique("it-admin"),
+                             **kafka_admin.client_kwargs())
     try:
         admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, small_topic,
                                             configs={"max.message.bytes": "200000"})])
@@ -191,3 +193,29 @@ def test_operator_lists_dead_rows_and_re_drives_them_once_the_cause_is_fixed(dat
     assert cli(["outbox", "retry", "--database-url", database_url, "--all"]) == 0
     assert "1 row(s) pending again" in capsys.readouterr().out
     assert by_id(centre_db)[also_dead].failed_at is None
+
+
+def test_a_row_for_a_topic_the_centre_may_not_write_is_dead_and_its_own_events_go_on(centre_db, kafka, kafka_admin,
+                                                                                      topic, topic_reader):
+    """With the broker's ACLs: a centre's relay holding a row for a topic outside its grants (another
+    centre's inbox here) gets TopicAuthorizationFailedError; that row is dead, its capability goes out."""
+    from metrofed.bus import acls, topics
+    from metrofed.bus.producer import make_producer
+
+    centre_id = unique("acl")
+    acls.grant_centre(kafka.bootstrap, kafka_admin, centre_id)
+    producer = make_producer(kafka.bootstrap, unique("it-acl"), security=kafka.security_for(f"centre-{centre_id}"))
+    try:
+        reader = topic_reader(topics.CAPABILITIES)
+        forbidden = stage(centre_db, topic, "req-9")  # a test topic: no grant for this centre
+        allowed = stage(centre_db, topics.CAPABILITIES, f"{centre_id}/cap-1")
+        relay = OutboxRelay(centre_db, Outbox, producer)
+        assert relay.relay_once() == 1
+        rows = by_id(centre_db)
+        assert rows[forbidden].failed_at is not None and "TopicAuthorizationFailed" in rows[forbidden].error
+        assert rows[allowed].sent_at is not None
+        assert event_ids(reader.read(1, match=lambda r: r.key == f"{centre_id}/cap-1".encode())) == [
+            rows[allowed].event_id]
+    finally:
+        producer.close(timeout=5)
+        acls.revoke_party(kafka.bootstrap, kafka_admin, f"centre-{centre_id}")

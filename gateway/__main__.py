@@ -24,7 +24,7 @@ from metrofed.bus import topics
 from metrofed.bus.admin import ensure_topics
 from metrofed.bus.consumer import ConsumerLoop, make_consumer
 from metrofed.bus.producer import make_producer
-from metrofed.config import load_settings
+from metrofed.config import _env_float, load_settings
 from metrofed.db.engine import make_engine, upgrade_to_head
 from metrofed.db.outbox import OutboxRelay
 from metrofed.domain.catalog import Catalog
@@ -47,7 +47,11 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(os.environ.get("KAFKA_LOG_LEVEL", "WARNING"))
     settings = load_settings(default_database_url="sqlite:///var/gateway/gateway.db")
-    silence = dt.timedelta(seconds=float(os.environ.get("METROFED_SILENCE_SECONDS", "300")))
+    # The response SLA of a centre that declares none; the margin for clocks that disagree; how often the
+    # sweeper looks for requests past their deadline (docs/failover.md).
+    silence = dt.timedelta(seconds=_env_float("METROFED_SILENCE_SECONDS", 300))
+    skew = dt.timedelta(seconds=_env_float("METROFED_CLOCK_SKEW_SECONDS", 5))
+    sweep_every = _env_float("METROFED_SWEEP_SECONDS", 5)
     telemetry.setup_tracing("metrofed-gateway", zipkin_endpoint=settings.zipkin_endpoint,
                             otlp_endpoint=settings.otlp_endpoint)
 
@@ -63,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     catalog = Catalog()
     feed = CatalogFeed(settings.kafka_bootstrap, catalog, security=bus,
                        topic_replication=settings.topic_replication).start()
-    app = GatewayApp(catalog, sessions, on_commit=relay.notify)
+    app = GatewayApp(catalog, sessions, on_commit=relay.notify, default_sla=silence, clock_skew=skew)
 
     server = Server(settings.listen,
                     [lambda s: gateway_service_pb2_grpc.add_GatewayServiceServicer_to_server(GatewayServicer(app), s)],
@@ -77,9 +81,11 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
 
     def sweeper():
-        while not stop.wait(min(silence.total_seconds() / 4, 30)):
+        while not stop.wait(sweep_every):
             try:
-                app.sweep_silent(silence)
+                moved = app.sweep_silent()
+                if moved:
+                    log.info("failed over %d requests whose centre stayed silent past its deadline", moved)
             except Exception:  # noqa: BLE001 - next round
                 log.exception("silence sweep failed")
 

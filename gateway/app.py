@@ -14,8 +14,9 @@ import time
 import uuid
 from typing import Callable
 
+from google.protobuf.timestamp_pb2 import Timestamp
 from opentelemetry import trace
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -25,7 +26,8 @@ from metrofed.bus.envelope import Decoded
 from metrofed.db.outbox import add_event, already_processed, utcnow
 from metrofed.domain.capability import DomainError
 from metrofed.domain.catalog import Catalog, CatalogSnapshot, route_need
-from metrofed.domain.lifecycle import TERMINAL, RequestState, judge_status_event, transition
+from metrofed.domain.lifecycle import (TERMINAL, RequestState, judge_status_event, needs_compensation,
+                                       transition)
 from metrofed.domain.need import Need
 from metrofed.domain.routing import RoutingDecision
 from metrofed.errors import Conflict, NotFound, Unavailable
@@ -47,8 +49,18 @@ def _required(value: str, field: str, limit: int) -> str:
 
 class GatewayApp:
     def __init__(self, catalog: Catalog, sessions: sessionmaker, *, on_commit: Callable[[], None] = lambda: None,
-                 today: Callable[[], dt.date] = dt.date.today, load_ttl_seconds: float = 2.0):
+                 today: Callable[[], dt.date] = dt.date.today, load_ttl_seconds: float = 2.0,
+                 default_sla: dt.timedelta = dt.timedelta(seconds=300),
+                 clock_skew: dt.timedelta = dt.timedelta(seconds=5),
+                 clock: Callable[[], dt.datetime] = utcnow, sweep_batch: int = 200):
+        """``default_sla``: the response SLA of a centre that declares none; ``clock_skew``: how much later
+        than a centre's deadline the gateway gives up on it, so that a centre whose clock runs behind has
+        still refused the attempt by then (docs/failover.md)."""
         self.catalog = catalog
+        self._default_sla = default_sla
+        self._skew = clock_skew
+        self._clock = clock
+        self._sweep_batch = sweep_batch
         self._sessions = sessions
         self._on_commit = on_commit
         self._today = today
@@ -148,13 +160,30 @@ class GatewayApp:
         row.attempt += 1
         row.assigned_centre_id, row.assigned_capability_id = best.centre_id, best.capability_id
         row.tried_centres = [*row.tried_centres, best.centre_id]
+        row.respond_by = self._clock() + self.response_sla(best.centre_id)
+        respond_by = Timestamp()
+        respond_by.FromDatetime(row.respond_by)
         s.add(HistoryRow(request_id=row.request_id, state=row.state, centre_id=best.centre_id,
                          note=f"{note_prefix}{best.explanation}"))
         add_event(s, Outbox, topic=topics.inbox(best.centre_id), key=row.request_id, producer="gateway",
                   event=events_pb2.RequestRouted(
                       request_id=row.request_id, enterprise_id=row.enterprise_id, centre_id=best.centre_id,
                       capability_id=best.capability_id, need=need_msg, attempt=row.attempt,
-                      requested_by="gateway"))
+                      requested_by="gateway", respond_by=respond_by))
+
+    def response_sla(self, centre_id: str) -> dt.timedelta:
+        """What the centre declared in its profile, else the gateway's default."""
+        profile = self.catalog.current().centres.get(centre_id) if self.catalog.ready else None
+        declared = getattr(profile, "response_sla_seconds", 0) or 0
+        return dt.timedelta(seconds=declared) if declared > 0 else self._default_sla
+
+    def _withdraw(self, s: Session, row: RequestRow, centre_id: str, attempt: int, reason_code: int,
+                  reason: str) -> None:
+        """Tells a centre, through its inbox, that one attempt is no longer its to do."""
+        add_event(s, Outbox, topic=topics.inbox(centre_id), key=row.request_id, producer="gateway",
+                  event=events_pb2.RequestCancelled(request_id=row.request_id, centre_id=centre_id,
+                                                    reason=reason[:2000], attempt=attempt,
+                                                    reason_code=reason_code))
 
     def get(self, request_id: str) -> tuple[RequestRow, list[HistoryRow]]:
         _required(request_id, "request_id", 64)
@@ -187,9 +216,8 @@ class GatewayApp:
             s.add(HistoryRow(request_id=request_id, state=row.state, centre_id=row.assigned_centre_id,
                              note=reason[:2000] or "cancelled by the enterprise"))
             if row.assigned_centre_id:
-                add_event(s, Outbox, topic=topics.inbox(row.assigned_centre_id), key=request_id, producer="gateway",
-                          event=events_pb2.RequestCancelled(request_id=request_id, centre_id=row.assigned_centre_id,
-                                                            reason=reason[:2000]))
+                self._withdraw(s, row, row.assigned_centre_id, row.attempt, events_pb2.CANCEL_REASON_ENTERPRISE,
+                               reason)
         self._on_commit()
         return row
 
@@ -218,16 +246,32 @@ class GatewayApp:
                                          state, ev.attempt, ev.centre_id)
             if not verdict.apply:
                 log.info("ignoring status %s for %s: %s", state.value, ev.request_id, verdict.why)
-                return
-            row.state = state.value
-            if ev.HasField("certificate"):  # the reference only: the enterprise fetches it from the centre
-                row.certificate_ref = ev.certificate.SerializeToString()
-            elif ev.result_certificate:  # a centre not upgraded yet still sends it inline
-                row.result_certificate = ev.result_certificate
-            s.add(HistoryRow(request_id=row.request_id, state=state.value, centre_id=ev.centre_id, note=ev.note))
-            if state is RequestState.DECLINED:
-                self._fail_over(s, row, f"declined by {ev.centre_id} ({ev.note}); ")
+                if not needs_compensation(RequestState(row.state), row.attempt, row.assigned_centre_id,
+                                          state, ev.attempt, ev.centre_id):
+                    return
+                self._compensate(s, row, ev.centre_id, ev.attempt, state)
+            else:
+                row.state = state.value
+                if ev.HasField("certificate"):  # the reference only: the enterprise fetches it from the centre
+                    row.certificate_ref = ev.certificate.SerializeToString()
+                elif ev.result_certificate:  # a centre not upgraded yet still sends it inline
+                    row.result_certificate = ev.result_certificate
+                s.add(HistoryRow(request_id=row.request_id, state=state.value, centre_id=ev.centre_id,
+                                 note=ev.note))
+                if state is RequestState.DECLINED:
+                    self._fail_over(s, row, f"declined by {ev.centre_id} ({ev.note}); ")
         self._on_commit()
+
+    def _compensate(self, s: Session, row: RequestRow, centre_id: str, attempt: int, state: RequestState) -> None:
+        """A centre took up an attempt that is no longer current (it answered after the gateway moved on):
+        withdraw that attempt from it, and say so in the request's history. The request's state is left
+        alone: the enterprise's view follows the current attempt only."""
+        note = (f"compensation: {centre_id} reported {state.value} for attempt {attempt}, which is no longer "
+                f"current (the request is {row.state} on attempt {row.attempt} at {row.assigned_centre_id}); "
+                f"withdrawn from {centre_id}")
+        s.add(HistoryRow(request_id=row.request_id, state=row.state, centre_id=centre_id, note=note))
+        self._withdraw(s, row, centre_id, attempt, events_pb2.CANCEL_REASON_SUPERSEDED,
+                       f"superseded: attempt {attempt} is no longer current")
 
     def _fail_over(self, s: Session, row: RequestRow, why: str) -> None:
         need_msg = request_pb2.Need.FromString(row.need)
@@ -238,24 +282,55 @@ class GatewayApp:
         self._assign(s, row, decision, need_msg, note_prefix=f"failover: {why}")
         row.routing = decision_to_proto(decision).SerializeToString()
 
-    def sweep_silent(self, silence: dt.timedelta) -> int:
-        """Fails over requests that a centre has not even acknowledged within ``silence``."""
-        cutoff = utcnow() - silence
-        with self._sessions() as s:
-            ids = list(s.scalars(select(RequestRow.request_id).where(
-                RequestRow.state == RequestState.ROUTED.value, RequestRow.updated_at < cutoff).limit(100)))
-        moved = 0
-        for request_id in ids:
-            with self._sessions.begin() as s:
-                row = s.get(RequestRow, request_id, with_for_update=True)  # replicas sweep too
-                if row is None or row.state != RequestState.ROUTED.value:
-                    continue
-                centre = row.assigned_centre_id
-                s.add(HistoryRow(request_id=request_id, state=RequestState.DECLINED.value, centre_id=centre,
-                                 note=f"no answer from {centre} within {int(silence.total_seconds())}s"))
-                row.state = RequestState.DECLINED.value
-                self._fail_over(s, row, f"{centre} stayed silent; ")
-                moved += 1
-        if moved:
-            self._on_commit()
-        return moved
+    def _give_up_on(self, s: Session, row: RequestRow) -> None:
+        """The assigned centre stayed silent past its deadline: record it, withdraw the attempt from the
+        centre (so that, back, it never takes it up), then fail over."""
+        centre, attempt = row.assigned_centre_id, row.attempt
+        s.add(HistoryRow(request_id=row.request_id, state=RequestState.DECLINED.value, centre_id=centre,
+                         note=f"no answer from {centre} by its response deadline (attempt {attempt}); "
+                              f"withdrawn from {centre}"))
+        self._withdraw(s, row, centre, attempt, events_pb2.CANCEL_REASON_FAILOVER,
+                       f"failover: no answer by the response deadline of attempt {attempt}")
+        row.state = RequestState.DECLINED.value
+        self._fail_over(s, row, f"{centre} stayed silent; ")
+
+    def _silent(self, now: dt.datetime):
+        """Routed requests whose centre's deadline, plus the skew margin, has passed. Rows from before
+        deadlines existed are judged by the default SLA from their last change."""
+        return and_(RequestRow.state == RequestState.ROUTED.value, or_(
+            RequestRow.respond_by < now - self._skew,
+            and_(RequestRow.respond_by.is_(None), RequestRow.updated_at < now - self._default_sla - self._skew)))
+
+    def sweep_silent(self) -> int:
+        """Fails over every routed request whose centre did not answer by its deadline -- the whole backlog,
+        in transactions of at most ``sweep_batch`` rows, so that row locks are held briefly.
+
+        Several gateway replicas may sweep at once: each batch locks its rows ``FOR UPDATE SKIP LOCKED``
+        (PostgreSQL), so replicas take disjoint batches instead of queueing behind each other. A row whose
+        failover raises is logged and left for the next sweep; its batch is rolled back and redone
+        without it (no savepoints: pysqlite's are unreliable)."""
+        moved, broken = 0, set()
+        while True:
+            now = self._clock()
+            q = select(RequestRow).where(self._silent(now))
+            if broken:
+                q = q.where(RequestRow.request_id.not_in(broken))
+            q = q.order_by(RequestRow.respond_by).limit(self._sweep_batch).with_for_update(skip_locked=True)
+            current = ""
+            try:
+                with self._sessions.begin() as s:
+                    rows = list(s.scalars(q))
+                    for row in rows:
+                        current = row.request_id
+                        self._give_up_on(s, row)
+            except Exception:  # noqa: BLE001 - one bad request must not hold back the backlog
+                if not current or current in broken:
+                    raise  # not a request's fault (database down): the sweeper's next round
+                log.exception("failover of silent request %s failed; the next sweep retries it", current)
+                broken.add(current)
+                continue
+            if rows:
+                moved += len(rows)
+                self._on_commit()
+            if len(rows) < self._sweep_batch:
+                return moved

@@ -23,6 +23,7 @@ from metrofed.bus.admin import ensure_topics
 from metrofed.bus.consumer import event_type_of
 from metrofed.bus.codec import decode_catalog_event
 from metrofed.bus.envelope import UnknownEvent
+from metrofed.bus.reconnect import RECONNECT_SETTINGS
 from metrofed.bus.security import KafkaSecurity
 from metrofed.domain.capability import Capability, DomainError
 from metrofed.domain.catalog import Catalog, CatalogBuilder, Stamp
@@ -78,7 +79,7 @@ class CatalogFeed:
     def _consumer(self) -> tuple[KafkaConsumer, list[TopicPartition]]:
         consumer = KafkaConsumer(bootstrap_servers=self._bootstrap, client_id=self._client_id,
                                  group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
-                                 **CONSUMER_CONFIG, **self._security.client_kwargs())
+                                 **CONSUMER_CONFIG, **self._security.client_kwargs(), **RECONNECT_SETTINGS)
         parts = []
         deadline = time.monotonic() + 30
         for topic in TOPICS:

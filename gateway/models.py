@@ -32,6 +32,8 @@ class RequestRow(Base):
     trace_id: Mapped[str] = mapped_column(String(32), default="")
     result_certificate: Mapped[str] = mapped_column(Text, default="")  # only from centres before 0002
     certificate_ref: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # metrofed.v1.CertificateRef
+    # The assigned centre's answer deadline for the current attempt (docs/failover.md); NULL before 0003.
+    respond_by: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow,
                                                     index=True)

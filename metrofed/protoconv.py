@@ -152,7 +152,7 @@ def centre_to_proto(p: CentreProfile, endpoint: str = "") -> capability_pb2.Cent
         authorisations=capability_pb2.LegalAuthorisations(
             verification=sorted(p.authorisations.verification),
             type_evaluation=sorted(p.authorisations.type_evaluation)),
-        auto_accept=p.auto_accept, grpc_endpoint=endpoint)
+        auto_accept=p.auto_accept, grpc_endpoint=endpoint, response_sla_seconds=p.response_sla_seconds)
 
 
 def centre_from_proto(msg: capability_pb2.CentreProfile, field: str = "profile") -> CentreProfile:
@@ -168,6 +168,7 @@ def centre_from_proto(msg: capability_pb2.CentreProfile, field: str = "profile")
         "authorisations": {"verification": list(msg.authorisations.verification),
                            "type_evaluation": list(msg.authorisations.type_evaluation)},
         "auto_accept": msg.auto_accept,
+        "response_sla_seconds": msg.response_sla_seconds,
     }
     try:
         return records.centre_from_dict(d)

@@ -22,8 +22,13 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 from metrofed.bus import tracing
 from metrofed.bus.security import KafkaSecurity
 from metrofed.bus.envelope import Decoded, UnknownEvent, unwrap
+from metrofed.bus.reconnect import RECONNECT_SETTINGS
 
 log = logging.getLogger(__name__)
+
+# A failed poll, commit or handler is retried at most this long after: longer only delays recovery once the
+# broker or database is back (bench/recovery.py), and a retry costs one poll.
+MAX_BACKOFF_SECONDS = 1.0
 
 # handler(record, decoded) -- decoded is None for a tombstone (null value).
 Handler = Callable[[object, Decoded | None], None]
@@ -45,10 +50,13 @@ def make_consumer(bootstrap: str, group: str, client_id: str, topics: list[str],
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=200,
+        # A dynamic member killed with the broker up is noticed after the session timeout; heartbeats at a
+        # third of it. After a broker restart, members rejoin as soon as they reconnect (RECONNECT_SETTINGS).
         session_timeout_ms=10000,
-        heartbeat_interval_ms=3000,
+        heartbeat_interval_ms=2000,
         max_poll_interval_ms=60000,  # also the rebalance timeout: handlers take milliseconds
         metadata_max_age_ms=30000,  # notice partition changes (and so rebalance) within 30 s, not 5 min
+        **RECONNECT_SETTINGS,
     )
     # Join the group only once this client's metadata holds every topic: a leader that computes the
     # assignment for a topic it cannot see yet (created a moment ago) assigns nothing, and a static member
@@ -100,7 +108,8 @@ class ConsumerLoop:
                 batches = self._consumer.poll(timeout_ms=200)
             except Exception:  # noqa: BLE001 - broker unreachable: kafka-python reconnects by itself
                 log.exception("poll failed")
-                self._stop.wait(1.0)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
                 continue
             if not batches and not self._consumer.assignment():
                 self._stop.wait(0.2)  # not assigned (yet): poll returns at once; don't spin
@@ -124,7 +133,7 @@ class ConsumerLoop:
                     failed = True
             if failed:
                 self._stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
             else:
                 backoff = 0.2
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from kafka import KafkaProducer
 
+from metrofed.bus.reconnect import RECONNECT_SETTINGS
 from metrofed.bus.security import KafkaSecurity
 
 
@@ -19,4 +20,5 @@ def make_producer(bootstrap: str, client_id: str, *, security: KafkaSecurity) ->
         max_in_flight_requests_per_connection=5,
         request_timeout_ms=15000,
         max_block_ms=15000,
+        **RECONNECT_SETTINGS,
     )

@@ -201,7 +201,7 @@ class OutboxRelay:
                 backoff = min(backoff * 2, 5.0)
             except Exception:  # noqa: BLE001 - database down: keep the rows, retry with backoff
                 log.exception("outbox relay failed; retrying in %.1fs", backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, 1.0)  # a longer wait only delays the first send once the broker is back
             self._wake.wait(backoff)
             self._wake.clear()
 

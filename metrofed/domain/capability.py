@@ -148,3 +148,6 @@ class CentreProfile:
     authorisations: LegalAuthorisations = field(default_factory=LegalAuthorisations)
     # When true the centre's service accepts routed requests it has capacity for without an operator.
     auto_accept: bool = True
+    # Seconds after routing by which the centre promises its first answer; 0: the gateway's default
+    # applies (docs/failover.md).
+    response_sla_seconds: int = 0

@@ -7,6 +7,7 @@ over from); ``apply_status`` decides, purely, whether an event changes anything.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 from dataclasses import dataclass
 
@@ -80,3 +81,36 @@ def judge_status_event(current: RequestState, current_attempt: int, assigned_cen
     if not can_transition(current, event_state):
         return StatusVerdict(False, f"{current.value} -> {event_state.value} not allowed")
     return StatusVerdict(True, "ok")
+
+
+# ---- the failover protocol (docs/failover.md) ---------------------------------------------------------------
+
+# States in which a centre holds the work of an attempt: the ones a withdrawal must undo.
+HELD_AT_CENTRE = frozenset({RequestState.RECEIVED, RequestState.ACCEPTED, RequestState.INFO_REQUESTED})
+# Gateway states in which the request still belongs to its assigned attempt (or is closed with it).
+_WITH_ATTEMPT = frozenset({RequestState.ROUTED, RequestState.RECEIVED, RequestState.ACCEPTED,
+                           RequestState.INFO_REQUESTED, RequestState.COMPLETED, RequestState.CANCELLED})
+
+
+def arrived_too_late(respond_by: dt.datetime | None, now: dt.datetime) -> bool:
+    """A centre must not take up an attempt after its response deadline (by the centre's own clock): from
+    then on the gateway may have moved the request elsewhere. No deadline (older gateways): never late."""
+    return respond_by is not None and now > respond_by
+
+
+def cancel_applies(held_state: RequestState, held_attempt: int, cancel_attempt: int) -> bool:
+    """A centre withdraws only the attempt named (0, from older gateways: whatever it holds), and only
+    while it holds the work: a declined or finished item keeps its own outcome."""
+    return held_state in HELD_AT_CENTRE and cancel_attempt in (0, held_attempt)
+
+
+def needs_compensation(current: RequestState, current_attempt: int, assigned_centre: str,
+                       event_state: RequestState, event_attempt: int, event_centre: str) -> bool:
+    """Whether a centre's status says it holds work the gateway no longer assigns to it: an attempt the
+    request has moved on from, or the current attempt after the gateway gave up on it (a failover that
+    found no one). The gateway then withdraws that attempt from that centre (reason superseded)."""
+    if event_state not in HELD_AT_CENTRE:
+        return False
+    if event_centre != assigned_centre or event_attempt != current_attempt:
+        return True
+    return current not in _WITH_ATTEMPT

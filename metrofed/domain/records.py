@@ -177,7 +177,19 @@ def centre_from_dict(d: Mapping[str, Any], *, path: str = "centre") -> CentrePro
             ),
         ),
         auto_accept=bool(d.get("auto_accept", True)),
+        response_sla_seconds=_response_sla(d.get("response_sla_seconds", 0), f"{path}.response_sla_seconds"),
     )
+
+
+# A week: longer is no response SLA; the bound also keeps the gateway's deadline arithmetic finite.
+MAX_RESPONSE_SLA_SECONDS = 7 * 24 * 3600
+
+
+def _response_sla(v: Any, path: str) -> int:
+    seconds = _int(v, path)
+    if seconds > MAX_RESPONSE_SLA_SECONDS:
+        raise DomainError(path, f"{seconds} s is more than a week ({MAX_RESPONSE_SLA_SECONDS} s)")
+    return seconds
 
 
 def centre_to_dict(c: CentreProfile) -> dict[str, Any]:
@@ -195,6 +207,8 @@ def centre_to_dict(c: CentreProfile) -> dict[str, Any]:
             "type_evaluation": sorted(c.authorisations.type_evaluation),
         },
         "auto_accept": c.auto_accept,
+        # only when declared, so that a profile stored before the field existed compares equal
+        **({"response_sla_seconds": c.response_sla_seconds} if c.response_sla_seconds else {}),
     }
 
 

@@ -16,6 +16,7 @@ import sys
 sys.modules.setdefault("numpy", None)
 
 import argparse  # noqa: E402
+import dataclasses  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
@@ -29,7 +30,7 @@ from metrofed.bus import topics
 from metrofed.bus.admin import ensure_topics
 from metrofed.bus.consumer import ConsumerLoop, make_consumer
 from metrofed.bus.producer import make_producer
-from metrofed.config import load_settings
+from metrofed.config import _env_float, load_settings
 from metrofed.db.engine import make_engine, upgrade_to_head
 from metrofed.db.outbox import OutboxRelay
 from metrofed.grpc_server import Server, wait_for_termination_signal
@@ -53,7 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("kafka").setLevel(os.environ.get("KAFKA_LOG_LEVEL", "WARNING"))
 
     seed = load_seed_file(args.seed)
-    centre_id = seed.profile.centre_id
+    profile = seed.profile
+    # The response SLA this centre declares in its profile (docs/failover.md); the seed's unless overridden.
+    sla = int(_env_float("METROFED_RESPONSE_SLA_SECONDS", profile.response_sla_seconds))
+    if sla != profile.response_sla_seconds:
+        profile = dataclasses.replace(profile, response_sla_seconds=sla)
+    centre_id = profile.centre_id
     settings = load_settings(default_database_url=f"sqlite:///var/centres/{centre_id}.db")
     telemetry.setup_tracing(f"metrofed-centre-{centre_id}", zipkin_endpoint=settings.zipkin_endpoint,
                             otlp_endpoint=settings.otlp_endpoint, attributes={"metrofed.centre_id": centre_id})
@@ -70,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     producer = make_producer(settings.kafka_bootstrap, client_id=f"centre-{centre_id}", security=bus)
     relay = OutboxRelay(sessions, Outbox, producer, poll_seconds=settings.outbox_poll_seconds,
                         name=f"outbox-{centre_id}").start()
-    app = CentreApp(seed.profile, sessions, on_commit=relay.notify)
+    app = CentreApp(profile, sessions, on_commit=relay.notify)
 
     servicer = CentreServicer(app)
     server = Server(settings.listen,

@@ -20,11 +20,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from metrofed.bus import topics
 from metrofed.bus.envelope import WITHDRAWN, Decoded
-from metrofed.db.outbox import add_event, add_tombstone, already_processed
+from metrofed.db.outbox import add_event, add_tombstone, already_processed, utcnow
 from metrofed.domain import records
 from metrofed.domain.capability import Capability, CentreProfile, DomainError
 from metrofed.domain.dcc import minimal_certificate
-from metrofed.domain.lifecycle import TERMINAL, RequestState, transition
+from metrofed.domain.lifecycle import RequestState, arrived_too_late, cancel_applies, transition
 from metrofed.errors import Conflict, NotFound
 from metrofed.protoconv import capability_to_proto, centre_to_proto, state_to_proto
 from metrofed.v1 import events_pb2, request_pb2
@@ -41,8 +41,9 @@ DCC_MEDIA_TYPE = "application/xml"
 
 class CentreApp:
     def __init__(self, profile: CentreProfile, sessions: sessionmaker, *, endpoint: str = "",
-                 on_commit: Callable[[], None] = lambda: None):
+                 on_commit: Callable[[], None] = lambda: None, clock: Callable[[], dt.datetime] = utcnow):
         self.profile = profile
+        self._clock = clock  # judges the gateway's response deadlines (docs/failover.md)
         self.centre_id = profile.centre_id
         self._sessions = sessions
         self.endpoint = endpoint
@@ -166,8 +167,13 @@ class CentreApp:
         row.state, row.note = RequestState.RECEIVED.value, ""
         if existing is None:
             s.add(row)
+        respond_by = ev.respond_by.ToDatetime(tzinfo=dt.timezone.utc) if ev.HasField("respond_by") else None
         cap = s.get(CapabilityRow, ev.capability_id)
-        if cap is None or cap.withdrawn:
+        if arrived_too_late(respond_by, self._clock()):
+            # The gateway may already have moved it: taking it up could make two centres do the same work.
+            self._set_state(s, row, RequestState.DECLINED,
+                            f"arrived after its response deadline ({respond_by.isoformat(timespec='seconds')})")
+        elif cap is None or cap.withdrawn:
             self._set_state(s, row, RequestState.DECLINED, "capability no longer offered")
         elif not self.profile.auto_accept:
             self._emit(s, row)  # RECEIVED: an operator accepts or declines through the API
@@ -186,8 +192,13 @@ class CentreApp:
 
     def _cancelled(self, s: Session, ev: events_pb2.RequestCancelled) -> None:
         row = s.get(InboxRow, ev.request_id)
-        if row is not None and RequestState(row.state) not in TERMINAL:
-            row.state, row.note = RequestState.CANCELLED.value, ev.reason
+        if row is None:
+            return
+        if not cancel_applies(RequestState(row.state), row.attempt, ev.attempt):
+            log.info("cancel of %s attempt %d ignored: holding attempt %d in state %s", ev.request_id,
+                     ev.attempt, row.attempt, row.state)
+            return
+        row.state, row.note = RequestState.CANCELLED.value, ev.reason
 
     def _set_state(self, s: Session, row: InboxRow, state: RequestState, note: str,
                    certificate: bytes = b"") -> None:

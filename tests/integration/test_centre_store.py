@@ -8,6 +8,7 @@ offset, key, value, headers); the last one goes through the real Kafka broker en
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import uuid
 
 import pytest
@@ -16,6 +17,7 @@ from sqlalchemy import func, select
 from metrofed.bus import topics
 from metrofed.bus.envelope import WITHDRAWN, unwrap, wrap
 from metrofed.domain.lifecycle import RequestState
+from metrofed.domain.lifecycle import InvalidTransition
 from metrofed.errors import Conflict, NotFound
 from metrofed.protoconv import state_from_proto
 from metrofed.v1 import events_pb2, request_pb2
@@ -53,7 +55,8 @@ def status_events(sessions) -> list[events_pb2.RequestStatusChanged]:
 
 
 def routed(centre_id: str, capability_id: str, *, request_id: str | None = None, attempt: int = 1,
-           quantity: int = 1, event_id: str | None = None) -> events_pb2.Envelope:
+           quantity: int = 1, event_id: str | None = None,
+           respond_by: dt.datetime | None = None) -> events_pb2.Envelope:
     need = request_pb2.Need(measurand="pressure", range=request_pb2.MeasuringRange(min=0, max=10, unit="MPa"),
                             tolerance=request_pb2.Tolerance(kind=request_pb2.TOLERANCE_KIND_PERCENT_OF_FULL_SCALE,
                                                             value=0.5),
@@ -61,6 +64,8 @@ def routed(centre_id: str, capability_id: str, *, request_id: str | None = None,
     event = events_pb2.RequestRouted(request_id=request_id or str(uuid.uuid4()), enterprise_id="ent-1",
                                      centre_id=centre_id, capability_id=capability_id, need=need,
                                      attempt=attempt, requested_by="gateway")
+    if respond_by is not None:
+        event.respond_by.FromDatetime(respond_by)
     return wrap(event, "gateway", event_id=event_id)
 
 
@@ -279,6 +284,61 @@ def test_cancellation_moves_an_open_request_to_cancelled_once(app, caps, centre_
         row = s.get(InboxRow, request_id)
         assert (row.state, row.note) == ("cancelled", "not needed")
     assert count(centre_db, ProcessedEvent) == 2
+
+
+def cancel_event(request_id: str, attempt: int, reason_code=events_pb2.CANCEL_REASON_FAILOVER) -> events_pb2.Envelope:
+    return wrap(events_pb2.RequestCancelled(request_id=request_id, centre_id=CENTRE, reason=f"withdrawn {attempt}",
+                                            attempt=attempt, reason_code=reason_code), "gateway")
+
+
+def test_an_attempt_arriving_after_its_response_deadline_is_declined_not_accepted(app, caps, centre_db):
+    app.publish(caps[CAP])
+    now = dt.datetime.now(dt.timezone.utc)
+    late = routed(CENTRE, CAP, respond_by=now - dt.timedelta(seconds=1))
+    in_time = routed(CENTRE, CAP, respond_by=now + dt.timedelta(minutes=5))
+    deliver(app, late)
+    deliver(app, in_time)
+    by_request = {e.request_id: e for e in status_events(centre_db)}
+    late_status = by_request[unwrap(late.SerializeToString()).event.request_id]
+    assert state_from_proto(late_status.state) is RequestState.DECLINED
+    assert late_status.note.startswith("arrived after its response deadline")
+    assert state_from_proto(by_request[unwrap(in_time.SerializeToString()).event.request_id].state) \
+        is RequestState.ACCEPTED
+
+
+def test_a_late_attempt_is_declined_even_where_an_operator_would_decide(centre_db, seed_by_id, caps):
+    manual = CentreApp(dataclasses.replace(seed_by_id[CENTRE].profile, auto_accept=False), centre_db)
+    manual.publish(caps[CAP])
+    env = routed(CENTRE, CAP, respond_by=dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1))
+    deliver(manual, env)
+    request_id = unwrap(env.SerializeToString()).event.request_id
+    assert manual.inbox(RequestState.RECEIVED) == []  # never offered to the operator
+    with pytest.raises(InvalidTransition):
+        manual.accept(request_id)
+
+
+def test_a_cancel_withdraws_only_the_attempt_it_names(app, caps, centre_db):
+    app.publish(caps[CAP])
+    env = routed(CENTRE, CAP, attempt=2)
+    request_id = unwrap(env.SerializeToString()).event.request_id
+    deliver(app, env)
+    deliver(app, cancel_event(request_id, 1))  # an older attempt's withdrawal: not this one
+    with centre_db() as s:
+        assert s.get(InboxRow, request_id).state == "accepted"
+    deliver(app, cancel_event(request_id, 2, events_pb2.CANCEL_REASON_SUPERSEDED))
+    with centre_db() as s:
+        row = s.get(InboxRow, request_id)
+        assert (row.state, row.note) == ("cancelled", "withdrawn 2")
+
+
+def test_a_cancel_after_a_late_decline_keeps_the_decline(app, caps, centre_db):
+    app.publish(caps[CAP])
+    env = routed(CENTRE, CAP, respond_by=dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1))
+    request_id = unwrap(env.SerializeToString()).event.request_id
+    deliver(app, env)
+    deliver(app, cancel_event(request_id, 1))  # the gateway's failover withdrawal, right behind it
+    with centre_db() as s:
+        assert s.get(InboxRow, request_id).state == "declined"
 
 
 def test_a_tombstone_or_foreign_event_on_the_inbox_is_ignored(app, centre_db):

@@ -5,6 +5,7 @@ request through the real broker."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
 
@@ -191,11 +192,15 @@ def test_declined_fails_over_to_the_next_centre_and_a_late_status_from_the_first
                                                                          row.request_id)
     assert first not in {c.centre_id for c in request_pb2.RoutingDecision.FromString(moved.routing).candidates}
 
-    # The first centre's late answer (attempt 1) changes nothing.
+    # The first centre's late answer (attempt 1) does not change the request; being an accept of work that
+    # moved on, it is withdrawn from that centre again (compensation), visibly.
     before = history(gw, row.request_id)
+    status(gw, row.request_id, first, RequestState.DECLINED, 1)  # a repeat of its decline: nothing at all
+    assert history(gw, row.request_id) == before
     status(gw, row.request_id, first, RequestState.ACCEPTED, 1)
     assert gw.get(row.request_id)[0].state == "routed"
-    assert history(gw, row.request_id) == before
+    assert history(gw, row.request_id) == [*before, ("routed", first)]
+    assert gw.get(row.request_id)[1][-1].note.startswith("compensation: ")
     assert len(routed_events(gateway_db)) == 2
 
     # The second centre's answer (attempt 2) is applied.
@@ -260,6 +265,7 @@ def test_cancel_emits_request_cancelled_to_the_assigned_centre(gw, gateway_db):
                                                        "metrofed.v1.RequestCancelled")
     ev = unwrap(last.value).event
     assert (ev.request_id, ev.centre_id, ev.reason) == (row.request_id, row.assigned_centre_id, "project postponed")
+    assert (ev.attempt, ev.reason_code) == (1, events_pb2.CANCEL_REASON_ENTERPRISE)
     assert history(gw, row.request_id)[-1] == ("cancelled", row.assigned_centre_id)
 
     with pytest.raises(Conflict):
@@ -274,27 +280,158 @@ def test_cancel_emits_request_cancelled_to_the_assigned_centre(gw, gateway_db):
 
 # ---- silence --------------------------------------------------------------------------------------------
 
-def test_sweep_silent_fails_over_routed_requests_older_than_the_window(gw, gateway_db):
-    old = gw.submit("ent-acme", pressure_need())
-    fresh = gw.submit("ent-acme", pressure_need())
-    answered = gw.submit("ent-acme", pressure_need())
-    status(gw, answered.request_id, answered.assigned_centre_id, RequestState.ACCEPTED, 1)
-    long_ago = utcnow() - dt.timedelta(minutes=10)
-    with gateway_db.begin() as s:
-        s.execute(update(RequestRow).where(RequestRow.request_id.in_([old.request_id, answered.request_id]))
-                  .values(updated_at=long_ago))
+class Clock:
+    """The gateway's clock, moved by hand (deadlines are judged against it)."""
 
-    assert gw.sweep_silent(dt.timedelta(minutes=5)) == 1
+    def __init__(self):
+        self.now = utcnow()
 
-    moved, hist = gw.get(old.request_id)
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def gw_clocked(seed_catalog, gateway_db, commits, clock) -> GatewayApp:
+    return GatewayApp(seed_catalog, gateway_db, on_commit=lambda: commits.append(1), load_ttl_seconds=0,
+                      default_sla=dt.timedelta(minutes=5), clock_skew=dt.timedelta(seconds=5), clock=clock,
+                      sweep_batch=7)
+
+
+def cancels(sessions) -> list[tuple[str, events_pb2.RequestCancelled]]:
+    return [(r.topic, unwrap(r.value).event) for r in outbox(sessions)
+            if r.event_type == "metrofed.v1.RequestCancelled"]
+
+
+def test_routed_request_carries_the_centres_response_deadline(gw_clocked, gateway_db, clock):
+    row = gw_clocked.submit("ent-acme", pressure_need())
+    (_, ev), = routed_events(gateway_db)
+    deadline = ev.respond_by.ToDatetime(tzinfo=dt.timezone.utc)
+    assert abs((deadline - (clock.now + dt.timedelta(minutes=5))).total_seconds()) < 1e-3
+    with gateway_db() as s:
+        assert s.get(RequestRow, row.request_id).respond_by is not None
+
+
+def test_a_centre_declaring_its_response_sla_gets_that_deadline(seed, gateway_db, clock):
+    catalog = catalog_of(seed)
+    probe = GatewayApp(catalog, gateway_db, load_ttl_seconds=0, clock=clock)
+    first = probe.route(need_from_proto(pressure_need())).candidates[0].centre_id
+    catalog.upsert_centre(dataclasses.replace(catalog.current().centres[first], response_sla_seconds=42))
+    assert probe.response_sla(first) == dt.timedelta(seconds=42)
+    assert probe.response_sla("no-such-centre") == dt.timedelta(seconds=300)  # the default
+    probe.submit("ent-acme", pressure_need())
+    (_, ev), = routed_events(gateway_db)
+    assert ev.centre_id == first
+    assert ev.respond_by.ToDatetime(tzinfo=dt.timezone.utc) == clock.now + dt.timedelta(seconds=42)
+
+
+def test_sweep_waits_for_deadline_plus_skew_then_withdraws_the_attempt_and_fails_over(gw_clocked, gateway_db, clock):
+    old = gw_clocked.submit("ent-acme", pressure_need())
+    answered = gw_clocked.submit("ent-acme", pressure_need())
+    status(gw_clocked, answered.request_id, answered.assigned_centre_id, RequestState.ACCEPTED, 1)
+
+    clock.now += dt.timedelta(minutes=5, seconds=4)  # past the deadline, not past the skew margin
+    assert gw_clocked.sweep_silent() == 0
+    clock.now += dt.timedelta(seconds=2)
+    fresh = gw_clocked.submit("ent-acme", pressure_need())  # routed now: its deadline is ahead
+    assert gw_clocked.sweep_silent() == 1
+
+    moved, hist = gw_clocked.get(old.request_id)
     assert (moved.state, moved.attempt) == ("routed", 2)
     assert moved.assigned_centre_id != old.assigned_centre_id
     assert moved.tried_centres == [old.assigned_centre_id, moved.assigned_centre_id]
-    assert (hist[-2].state, hist[-2].note) == ("declined", f"no answer from {old.assigned_centre_id} within 300s")
+    assert hist[-2].state == "declined" and hist[-2].note.startswith(
+        f"no answer from {old.assigned_centre_id} by its response deadline (attempt 1)")
     assert hist[-1].note.startswith(f"failover: {old.assigned_centre_id} stayed silent; ")
-    assert gw.get(fresh.request_id)[0].attempt == 1
-    assert gw.get(answered.request_id)[0].state == "accepted"
-    assert gw.sweep_silent(dt.timedelta(minutes=5)) == 0  # the failed-over one was just updated
+    # The abandoned centre is told, in its own inbox, which attempt it must not take up.
+    (topic, cancel), = cancels(gateway_db)
+    assert topic == topics.inbox(old.assigned_centre_id)
+    assert (cancel.request_id, cancel.centre_id, cancel.attempt, cancel.reason_code) == (
+        old.request_id, old.assigned_centre_id, 1, events_pb2.CANCEL_REASON_FAILOVER)
+    assert gw_clocked.get(fresh.request_id)[0].attempt == 1
+    assert gw_clocked.get(answered.request_id)[0].state == "accepted"
+    assert gw_clocked.sweep_silent() == 0  # the new attempt has a new deadline
+
+
+def test_sweep_moves_the_whole_backlog_in_bounded_batches(gw_clocked, gateway_db, clock, commits):
+    rows = [gw_clocked.submit("ent-acme", pressure_need()) for _ in range(23)]  # batches of 7: 7+7+7+2
+    clock.now += dt.timedelta(minutes=10)
+    commits.clear()
+    assert gw_clocked.sweep_silent() == 23
+    assert len(commits) == 4  # one transaction (and one relay wake-up) per batch
+    assert {gw_clocked.get(r.request_id)[0].attempt for r in rows} == {2}
+    assert len(cancels(gateway_db)) == 23
+
+
+def test_sweep_skips_a_request_whose_failover_fails_and_moves_the_rest(gw_clocked, gateway_db, clock, monkeypatch):
+    rows = [gw_clocked.submit("ent-acme", pressure_need()) for _ in range(9)]
+    bad = rows[3].request_id
+    clock.now += dt.timedelta(minutes=10)
+    real = gw_clocked._fail_over
+
+    def flaky(s, row, why):
+        if row.request_id == bad:
+            raise DomainError("need.deadline", "is in the past")
+        return real(s, row, why)
+
+    monkeypatch.setattr(gw_clocked, "_fail_over", flaky)
+    assert gw_clocked.sweep_silent() == 8
+    assert gw_clocked.get(bad)[0].state == "routed"  # untouched, retried next sweep
+    assert bad not in {c.request_id for _, c in cancels(gateway_db)}
+
+
+def test_a_late_accept_from_an_abandoned_attempt_is_compensated_and_visible(gw_clocked, gateway_db, clock):
+    row = gw_clocked.submit("ent-acme", pressure_need())
+    first = row.assigned_centre_id
+    clock.now += dt.timedelta(minutes=10)
+    assert gw_clocked.sweep_silent() == 1
+    second = gw_clocked.get(row.request_id)[0].assigned_centre_id
+
+    status(gw_clocked, row.request_id, first, RequestState.ACCEPTED, 1)  # the silent centre comes back
+
+    req, hist = gw_clocked.get(row.request_id)
+    assert (req.state, req.attempt, req.assigned_centre_id) == ("routed", 2, second)
+    assert hist[-1].centre_id == first and hist[-1].note.startswith(
+        f"compensation: {first} reported accepted for attempt 1, which is no longer current")
+    failover, superseded = cancels(gateway_db)
+    assert failover[1].reason_code == events_pb2.CANCEL_REASON_FAILOVER
+    assert superseded[0] == topics.inbox(first)
+    assert (superseded[1].attempt, superseded[1].reason_code) == (1, events_pb2.CANCEL_REASON_SUPERSEDED)
+    # The current attempt is unaffected and still counts.
+    status(gw_clocked, row.request_id, second, RequestState.ACCEPTED, 2)
+    assert gw_clocked.get(row.request_id)[0].state == "accepted"
+    assert len(cancels(gateway_db)) == 2
+
+
+def test_an_accept_after_a_failover_that_found_no_one_is_compensated(gw_clocked, gateway_db, clock):
+    row = gw_clocked.submit("ent-acme", magnetometer_need())  # exactly one centre can
+    centre = row.assigned_centre_id
+    clock.now += dt.timedelta(minutes=10)
+    assert gw_clocked.sweep_silent() == 1
+    assert gw_clocked.get(row.request_id)[0].state == "unroutable"
+
+    status(gw_clocked, row.request_id, centre, RequestState.ACCEPTED, 1)
+
+    req, hist = gw_clocked.get(row.request_id)
+    assert req.state == "unroutable"
+    assert hist[-1].note.startswith(f"compensation: {centre} reported accepted for attempt 1")
+    assert [(c.attempt, c.reason_code) for _, c in cancels(gateway_db)] == [
+        (1, events_pb2.CANCEL_REASON_FAILOVER), (1, events_pb2.CANCEL_REASON_SUPERSEDED)]
+
+
+def test_a_stale_decline_needs_no_compensation(gw_clocked, gateway_db, clock):
+    row = gw_clocked.submit("ent-acme", pressure_need())
+    clock.now += dt.timedelta(minutes=10)
+    gw_clocked.sweep_silent()
+    before = len(gw_clocked.get(row.request_id)[1])
+    status(gw_clocked, row.request_id, row.assigned_centre_id, RequestState.DECLINED, 1,
+           note="arrived after its response deadline")
+    assert len(gw_clocked.get(row.request_id)[1]) == before
+    assert len(cancels(gateway_db)) == 1  # the failover's only
 
 
 # ---- validation -----------------------------------------------------------------------------------------

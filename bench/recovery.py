@@ -48,7 +48,7 @@ SWEEP_SECONDS = 1.0
 
 def start_federation(broker: KafkaBroker, workdir: Path, centres: tuple[str, ...],
                      centre_env: dict[str, dict[str, str]] | None = None) -> tuple[Federation, object]:
-    fed = Federation(broker.bootstrap, workdir, extra_env={
+    fed = Federation(broker.bootstrap, workdir, broker.ca, extra_env={
         "METROFED_SILENCE_SECONDS": "3600", "METROFED_CLOCK_SKEW_SECONDS": str(SKEW_SECONDS),
         "METROFED_SWEEP_SECONDS": str(SWEEP_SECONDS), "LOG_LEVEL": "WARNING"})
     for c in centres:
@@ -56,7 +56,7 @@ def start_federation(broker: KafkaBroker, workdir: Path, centres: tuple[str, ...
     fed.wait_ready(*[f"centre-{c}" for c in centres], timeout=180)
     fed.start_gateway()
     fed.wait_ready("gateway", timeout=180)
-    stub = client.gateway(fed.procs["gateway"].endpoint)
+    stub = client.gateway(fed.procs["gateway"].endpoint, ca=ca_of(broker))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -69,10 +69,23 @@ def start_federation(broker: KafkaBroker, workdir: Path, centres: tuple[str, ...
     return fed, stub
 
 
+def ca_of(broker: KafkaBroker):
+    return broker.ca.ca_cert_path if broker.ca is not None else None
+
+
+def start_broker(workdir: Path) -> KafkaBroker:
+    """Secured as `make run` is (TLS, client certificates, ACLs): reconnecting includes the TLS handshake."""
+    broker = KafkaBroker(workdir / "kafka", pki_home=workdir)
+    broker.start(timeout=120)
+    ensure_topics(broker.bootstrap, topics.FEDERATION_TOPICS, security=broker.admin_security)
+    return broker
+
+
 def catalog_probe(fed: Federation, stub, centre_id: str, since: float, timeout: float = 60) -> float | None:
     """Revises one capability at ``centre_id`` and returns the seconds from ``since`` until the gateway's
     search shows the new version (None after ``timeout``)."""
-    centre = client.centre(fed.procs[f"centre-{centre_id}"].endpoint)
+    centre = client.centre(fed.procs[f"centre-{centre_id}"].endpoint,
+                           ca=fed.ca.ca_cert_path if fed.ca is not None else None)
     deadline = time.monotonic() + timeout
     revised = None
     while revised is None and time.monotonic() < deadline:
@@ -94,9 +107,7 @@ def catalog_probe(fed: Federation, stub, centre_id: str, since: float, timeout: 
 
 
 def broker_restart_run(workdir: Path, centres: tuple[str, ...], n: int) -> dict:
-    broker = KafkaBroker(workdir / "kafka")
-    broker.start(timeout=120)
-    ensure_topics(broker.bootstrap, topics.FEDERATION_TOPICS)
+    broker = start_broker(workdir)
     fed = None
     try:
         fed, stub = start_federation(broker, workdir / "fed", centres)
@@ -119,9 +130,7 @@ def broker_restart_run(workdir: Path, centres: tuple[str, ...], n: int) -> dict:
 
 
 def dead_centre_run(workdir: Path, centres: tuple[str, ...], backlog: int, sla: float) -> dict:
-    broker = KafkaBroker(workdir / "kafka")
-    broker.start(timeout=120)
-    ensure_topics(broker.bootstrap, topics.FEDERATION_TOPICS)
+    broker = start_broker(workdir)
     fed = None
     try:
         env = {c: {"METROFED_RESPONSE_SLA_SECONDS": str(int(sla))} for c in centres}

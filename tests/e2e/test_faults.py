@@ -40,11 +40,11 @@ SETTLE_SECONDS = 240  # bound of every wait; a recovery within it is printed
 
 
 @pytest.fixture(scope="module")
-def broker(tmp_path_factory):
-    b = KafkaBroker(tmp_path_factory.mktemp("kafka-faults"))
+def broker(tmp_path_factory, pki):
+    b = KafkaBroker(tmp_path_factory.mktemp("kafka-faults"), pki_home=pki.home)  # the session's CA
     try:
         b.start(timeout=120)
-        ensure_topics(b.bootstrap, topics.FEDERATION_TOPICS)
+        ensure_topics(b.bootstrap, topics.FEDERATION_TOPICS, security=b.admin_security)
         yield b
     finally:
         b.stop()
@@ -52,7 +52,7 @@ def broker(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def fed(broker, tmp_path_factory):
-    f = Federation(broker.bootstrap, tmp_path_factory.mktemp("federation-faults"), extra_env={
+    f = Federation(broker.bootstrap, tmp_path_factory.mktemp("federation-faults"), broker.ca, extra_env={
         # long enough that no fault here makes the gateway give up on a live centre; the dead-centre test
         # declares a short one for its centre
         "METROFED_SILENCE_SECONDS": "600", "METROFED_CLOCK_SKEW_SECONDS": "1", "METROFED_SWEEP_SECONDS": "1",

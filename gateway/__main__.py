@@ -63,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
 
     producer = make_producer(settings.kafka_bootstrap, client_id="gateway", security=bus)
     relay = OutboxRelay(sessions, Outbox, producer, poll_seconds=settings.outbox_poll_seconds,
-                        name="outbox-gateway").start()
+                        # a key waits at most 2 s between tries: after a broker restart every key has failed a
+                        # few times, and a longer wait only delays its first send (docs/failover.md)
+                        retry_max_seconds=2.0, name="outbox-gateway").start()
     catalog = Catalog()
     feed = CatalogFeed(settings.kafka_bootstrap, catalog, security=bus,
                        topic_replication=settings.topic_replication).start()

@@ -134,11 +134,15 @@ class OutboxRelay:
     def __init__(self, sessions: sessionmaker, outbox_cls, producer, *, poll_seconds: float = 0.2,
                  batch: int = 500, keep_sent_seconds: float = 24 * 3600, name: str = "outbox-relay",
                  ack_timeout: float = 30.0, retry_base_seconds: float = 0.5, retry_max_seconds: float = 60.0,
-                 producer_factory: Callable[[], object] | None = None):
+                 producer_factory: Callable[[], object] | None = None, renew_after_seconds: float = 10.0):
+        """``renew_after_seconds``: when nothing has been acknowledged for that long on end, the producer is
+        replaced (docs/failover.md: after a broker SIGKILL one kafka-python 3.0.12 producer in several never
+        refreshed its metadata again, while its process's consumer reconnected at once)."""
         self._sessions = sessions
         self._cls = outbox_cls
         self._producer = self._original_producer = producer
         self._producer_factory = producer_factory  # default: a copy of ``producer``'s settings
+        self._renew_after = renew_after_seconds
         self._poll = poll_seconds
         self._batch = batch
         self._keep_sent = dt.timedelta(seconds=keep_sent_seconds)
@@ -187,9 +191,13 @@ class OutboxRelay:
     def _run(self) -> None:
         backoff = self._poll
         last_purge = utcnow()
+        stalled_since = None
         while not self._stop.is_set():
             try:
-                self.relay_once()
+                sent = self.relay_once()
+                # keys waiting on failures and nothing acknowledged: stalled (topics in backoff send nothing)
+                stalled_since = None if sent or not self._backoff else stalled_since or time.monotonic()
+                stalled_since = self._renew_if_stalled(stalled_since)
                 backoff = self._poll
                 if utcnow() - last_purge > dt.timedelta(minutes=10):
                     self._purge()
@@ -198,10 +206,12 @@ class OutboxRelay:
                     continue  # a full batch went: more may be waiting
             except RelayStalled as exc:
                 log.warning("outbox relay: %s; retrying in %.1fs", exc, backoff)
-                backoff = min(backoff * 2, 5.0)
+                # at most 1 s: a longer wait only delays the first send once the broker is back
+                backoff = min(backoff * 2, 1.0)
+                stalled_since = self._renew_if_stalled(stalled_since or time.monotonic())
             except Exception:  # noqa: BLE001 - database down: keep the rows, retry with backoff
                 log.exception("outbox relay failed; retrying in %.1fs", backoff)
-                backoff = min(backoff * 2, 1.0)  # a longer wait only delays the first send once the broker is back
+                backoff = min(backoff * 2, 1.0)
             self._wake.wait(backoff)
             self._wake.clear()
 
@@ -314,7 +324,21 @@ class OutboxRelay:
             if a.refused_by_broker():
                 self._renew_producer()
 
-    def _renew_producer(self) -> None:
+    def _renew_if_stalled(self, stalled_since: float | None) -> float | None:
+        """A fresh producer when nothing was acknowledged for ``renew_after_seconds``; the keys and topics
+        waiting on the old one's failures are tried at once with the new one."""
+        if stalled_since is None or time.monotonic() - stalled_since <= self._renew_after:
+            return stalled_since
+        try:
+            self._renew_producer(f"nothing acknowledged for {self._renew_after:.0f}s")
+        except Exception:  # noqa: BLE001 - the broker still away: keep the old one, try again later
+            log.warning("outbox relay: could not make a new producer", exc_info=True)
+            return time.monotonic()
+        self._backoff.clear()
+        self._topic_wait.clear()
+        return None
+
+    def _renew_producer(self, why: str = "after a record the broker refused") -> None:
         old = self._producer
         if self._producer_factory is not None:
             self._producer = self._producer_factory()
@@ -324,7 +348,7 @@ class OutboxRelay:
         if old is not self._original_producer:
             old.close(timeout=1)  # ours; the one we were given is closed by its owner
         self.producer_renewals += 1
-        log.warning("outbox relay: producer renewed after a record the broker refused")
+        log.warning("outbox relay: producer renewed (%s)", why)
 
     def _await_acks(self, attempts: list[_Attempt]) -> None:
         """Waits for the broker's answer on every record, all within one ``ack_timeout``."""

@@ -75,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
 
     producer = make_producer(settings.kafka_bootstrap, client_id=f"centre-{centre_id}", security=bus)
     relay = OutboxRelay(sessions, Outbox, producer, poll_seconds=settings.outbox_poll_seconds,
-                        name=f"outbox-{centre_id}").start()
+                        # a key waits at most 2 s between tries: after a broker restart every key has failed a
+                        # few times, and a longer wait only delays its first send (docs/failover.md)
+                        retry_max_seconds=2.0, name=f"outbox-{centre_id}").start()
     app = CentreApp(profile, sessions, on_commit=relay.notify)
 
     servicer = CentreServicer(app)

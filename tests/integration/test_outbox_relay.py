@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from metrofed.bus import topics
 from metrofed.bus.envelope import WITHDRAWN, unwrap
+from metrofed.bus.producer import make_producer
 from metrofed.db.outbox import OutboxRelay
 from services.centre.app import CentreApp
 from services.centre.models import Outbox
@@ -129,6 +130,30 @@ def test_unreachable_broker_leaves_rows_unsent_and_a_later_relay_sends_them(cent
     assert sum(r.value is None for r in got) == 1
     assert all(r.sent_at is not None for r in rows(centre_db))
     assert len(reader.settle(match=lambda r: (r.key or b"").startswith(prefix), seconds=0.5)) == 4
+
+
+def test_a_relay_that_gets_nothing_acknowledged_renews_its_producer_and_sends(centre, centre_db, dead_producer,
+                                                                              kafka, kafka_admin, topic_reader):
+    app, caps = centre
+    reader = topic_reader(topics.CAPABILITIES)
+    made = []
+
+    def factory():  # the wedged producer's replacement reaches the broker
+        made.append(make_producer(kafka.bootstrap, unique("renewed"), security=kafka_admin))
+        return made[-1]
+
+    relay = OutboxRelay(centre_db, Outbox, dead_producer, poll_seconds=0.05, producer_factory=factory,
+                        renew_after_seconds=0.5)
+    app._on_commit = relay.notify
+    relay.start()
+    try:
+        app.publish(caps[0])
+        key = f"{app.centre_id}/{caps[0].capability_id}".encode()
+        reader.read(1, match=lambda r: r.key == key, timeout=60)
+        wait_until(lambda: all(r.sent_at is not None for r in rows(centre_db)), 30, what="row marked sent")
+    finally:
+        relay.stop()  # closes the replacement it made
+    assert len(made) == relay.producer_renewals >= 1
 
 
 def test_background_relay_is_woken_by_commits_and_drains_on_stop(centre, centre_db, producer, topic_reader):

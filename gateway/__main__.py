@@ -76,9 +76,13 @@ def main(argv: list[str] | None = None) -> int:
                     [gateway_service_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name],
                     tls=settings.tls, token=os.environ.get("METROFED_GATEWAY_TOKEN", ""))
     server.start()
-    status = ConsumerLoop(make_consumer(settings.kafka_bootstrap, "gateway", "gateway-status",
-                                       [topics.REQUEST_STATUS], security=bus),
-                          app.on_status_event, group="gateway", parenting="child", name="status").start()
+    def status_consumer():
+        return make_consumer(settings.kafka_bootstrap, "gateway", "gateway-status", [topics.REQUEST_STATUS],
+                             security=bus)
+
+    # the factory lets the loop replace a consumer that stopped fetching (metrofed/bus/consumer.py)
+    status = ConsumerLoop(status_consumer(), app.on_status_event, group="gateway", parenting="child",
+                          name="status", consumer_factory=status_consumer).start()
 
     stop = threading.Event()
 

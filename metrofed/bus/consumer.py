@@ -80,8 +80,17 @@ def event_type_of(record) -> str:
 
 class ConsumerLoop:
     def __init__(self, consumer: KafkaConsumer, handler: Handler, *, group: str,
-                 parenting: tracing.Parenting = "child", name: str = "consumer"):
+                 parenting: tracing.Parenting = "child", name: str = "consumer",
+                 consumer_factory: Callable[[], KafkaConsumer] | None = None, stall_seconds: float = 15.0):
+        """``consumer_factory``: when polls have returned nothing for ``stall_seconds`` although an assigned
+        partition has records past the consumer's position, the consumer is closed and a new one made
+        (docs/failover.md: after a broker SIGKILL under load, a kafka-python 3.0.12 consumer now and then
+        stays in its group, assigned, and never fetches again)."""
         self._consumer = consumer
+        self._factory = consumer_factory
+        self._stall = stall_seconds
+        self._last_progress = time.monotonic()
+        self.renewals = 0
         self._handler = handler
         self._group = group
         self._parenting = parenting
@@ -111,6 +120,13 @@ class ConsumerLoop:
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
                 continue
+            if batches:
+                self._last_progress = time.monotonic()
+            elif self._factory is not None and time.monotonic() - self._last_progress > self._stall:
+                self._last_progress = time.monotonic()  # judged at most once per stall period
+                if self._lagging():
+                    self._renew()
+                    continue
             if not batches and not self._consumer.assignment():
                 self._stop.wait(0.2)  # not assigned (yet): poll returns at once; don't spin
                 continue
@@ -136,6 +152,33 @@ class ConsumerLoop:
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
             else:
                 backoff = 0.2
+
+    def _lagging(self) -> bool:
+        """Whether an assigned partition has records this consumer has not fetched."""
+        try:
+            assigned = list(self._consumer.assignment())
+            if not assigned:
+                return False
+            ends = self._consumer.end_offsets(assigned)
+            return any(self._consumer.position(tp) < ends.get(tp, 0) for tp in assigned)
+        except Exception:  # noqa: BLE001 - broker away: not the wedge this looks for
+            log.debug("lag check failed", exc_info=True)
+            return False
+
+    def _renew(self) -> None:
+        log.warning("consumer of group %s fetched nothing for %.0fs while records wait; making a new one",
+                    self._group, self._stall)
+        try:
+            fresh = self._factory()  # first: if this fails, the old one is kept for the next try
+        except Exception:  # noqa: BLE001 - the broker still away: the next stall period tries again
+            log.exception("could not make a new consumer")
+            return
+        old, self._consumer = self._consumer, fresh
+        self.renewals += 1
+        try:  # a static member's successor has taken its place already (same group.instance.id)
+            old.close(autocommit=False, timeout_ms=2000)
+        except Exception:  # noqa: BLE001 - closing a wedged client
+            log.warning("closing the wedged consumer failed", exc_info=True)
 
     def _handle_partition(self, tp: TopicPartition, records) -> int | None:
         """Handles records in order; returns the offset of the last one handled (None if none)."""

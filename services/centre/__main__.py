@@ -101,9 +101,13 @@ def main(argv: list[str] | None = None) -> int:
             os.kill(os.getpid(), signal.SIGKILL)
 
     group = f"centre-{centre_id}"
-    inbox = ConsumerLoop(make_consumer(settings.kafka_bootstrap, group, group, [topics.inbox(centre_id)],
-                                       security=bus, instance_id=group),
-                         on_inbox, group=group, parenting="child", name="inbox").start()
+    def inbox_consumer():
+        return make_consumer(settings.kafka_bootstrap, group, group, [topics.inbox(centre_id)], security=bus,
+                             instance_id=group)
+
+    # the factory lets the loop replace a consumer that stopped fetching (metrofed/bus/consumer.py)
+    inbox = ConsumerLoop(inbox_consumer(), on_inbox, group=group, parenting="child", name="inbox",
+                         consumer_factory=inbox_consumer).start()
     server.set_serving(True)
     log.info("centre %s serving on %s:%d (%d seed capabilities published)", centre_id, host, server.port, seeded)
     if args.ready_file:

@@ -5,6 +5,7 @@ records go to the next member of the group, and records that can never be handle
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 
 import pytest
@@ -160,3 +161,40 @@ def test_undecodable_and_unknown_records_are_skipped_and_committed(producer, top
     assert calls[0][1] is None
     assert calls[1][1].envelope.event_id == good
     assert loop.handled == 2
+
+
+class Wedged:
+    """A real consumer that stays in its group, assigned, and never fetches: what kafka-python 3.0.12 now and
+    then became after a broker SIGKILL. Its partitions are paused once it has them."""
+
+    def __init__(self, consumer):
+        self._c = consumer
+        deadline = time.monotonic() + 30
+        while not consumer.assignment() and time.monotonic() < deadline:
+            assert not consumer.poll(timeout_ms=100)  # the topic is still empty
+        consumer.pause(*consumer.assignment())
+
+    def poll(self, timeout_ms=0):
+        self._c.poll(timeout_ms=timeout_ms)  # keeps the membership alive; paused: fetches nothing
+        return {}
+
+    def __getattr__(self, name):
+        return getattr(self._c, name)
+
+
+def test_a_consumer_that_stops_fetching_while_records_wait_is_replaced(kafka, kafka_admin, producer, topic, loops):
+    seen: list[str] = []
+    made = []
+
+    def factory():
+        made.append(make_consumer(kafka.bootstrap, loops.group, unique("it-fresh"), [topic], security=kafka_admin))
+        return made[-1]
+
+    wedged = Wedged(make_consumer(kafka.bootstrap, loops.group, unique("it-wedged"), [topic], security=kafka_admin))
+    assert wedged.assignment()
+    ids = send_status(producer, topic, 3)
+    loop = ConsumerLoop(wedged, lambda r, d: seen.append(d.envelope.event_id), group=loops.group,
+                        name=unique("loop"), consumer_factory=factory, stall_seconds=1.0).start()
+    loops.loops.append(loop)
+    wait_until(lambda: seen == ids, 60, what="the records handled by the replacement consumer")
+    assert loop.renewals == len(made) == 1

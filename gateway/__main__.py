@@ -23,6 +23,7 @@ from metrofed import telemetry
 from metrofed.bus import topics
 from metrofed.bus.admin import ensure_topics
 from metrofed.bus.consumer import ConsumerLoop, make_consumer
+from metrofed.bus.dead_letter import DeadLetterWriter
 from metrofed.bus.producer import make_producer
 from metrofed.config import load_settings
 from metrofed.db.engine import make_engine, upgrade_to_head
@@ -37,6 +38,7 @@ from gateway.models import Outbox
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger("metrofed.gateway")
+STATUS_GROUP = "gateway"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,14 +57,18 @@ def main(argv: list[str] | None = None) -> int:
     upgrade_to_head(engine, MIGRATIONS)
     sessions = sessionmaker(engine, expire_on_commit=False)
     bus = settings.kafka_security
-    ensure_topics(settings.kafka_bootstrap, topics.federation_topics(settings.topic_replication), security=bus)
+    ensure_topics(settings.kafka_bootstrap, [*topics.federation_topics(settings.topic_replication),
+                                            topics.dlq_spec(STATUS_GROUP, settings.topic_replication),
+                                            topics.dlq_spec(topics.CATALOG_GROUP, settings.topic_replication)],
+                  security=bus)
 
     producer = make_producer(settings.kafka_bootstrap, client_id="gateway", security=bus)
     relay = OutboxRelay(sessions, Outbox, producer, poll_seconds=settings.outbox_poll_seconds,
                         name="outbox-gateway").start()
     catalog = Catalog()
     feed = CatalogFeed(settings.kafka_bootstrap, catalog, security=bus,
-                       topic_replication=settings.topic_replication).start()
+                       topic_replication=settings.topic_replication,
+                       dead_letters=DeadLetterWriter(producer, topics.CATALOG_GROUP)).start()
     app = GatewayApp(catalog, sessions, on_commit=relay.notify)
 
     server = Server(settings.listen,
@@ -70,9 +76,10 @@ def main(argv: list[str] | None = None) -> int:
                     [gateway_service_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name],
                     tls=settings.tls, token=os.environ.get("METROFED_GATEWAY_TOKEN", ""))
     server.start()
-    status = ConsumerLoop(make_consumer(settings.kafka_bootstrap, "gateway", "gateway-status",
+    status = ConsumerLoop(make_consumer(settings.kafka_bootstrap, STATUS_GROUP, "gateway-status",
                                        [topics.REQUEST_STATUS], security=bus),
-                          app.on_status_event, group="gateway", parenting="child", name="status").start()
+                          app.on_status_event, group=STATUS_GROUP, parenting="child", name="status",
+                          dead_letters=DeadLetterWriter(producer, STATUS_GROUP)).start()
 
     stop = threading.Event()
 

@@ -28,6 +28,7 @@ from metrofed import telemetry
 from metrofed.bus import topics
 from metrofed.bus.admin import ensure_topics
 from metrofed.bus.consumer import ConsumerLoop, make_consumer
+from metrofed.bus.dead_letter import DeadLetterWriter
 from metrofed.bus.producer import make_producer
 from metrofed.config import load_settings
 from metrofed.db.engine import make_engine, upgrade_to_head
@@ -62,9 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     upgrade_to_head(engine, MIGRATIONS)
     sessions = sessionmaker(engine, expire_on_commit=False)
     bus = settings.kafka_security
-    # The shared topics exist already (the operator creates them): this only checks them, and creates the inbox.
+    group = f"centre-{centre_id}"
+    # The shared topics exist already (the operator creates them): this only checks them, and creates the
+    # inbox and the dead-letter topic.
     ensure_topics(settings.kafka_bootstrap, [*topics.federation_topics(settings.topic_replication),
-                                            topics.inbox_spec(centre_id, settings.topic_replication)],
+                                            topics.inbox_spec(centre_id, settings.topic_replication),
+                                            topics.dlq_spec(group, settings.topic_replication)],
                   security=bus)
 
     producer = make_producer(settings.kafka_bootstrap, client_id=f"centre-{centre_id}", security=bus)
@@ -92,10 +96,10 @@ def main(argv: list[str] | None = None) -> int:
             log.warning("test fault injection: SIGKILL after the inbox commit, before the offset commit")
             os.kill(os.getpid(), signal.SIGKILL)
 
-    group = f"centre-{centre_id}"
     inbox = ConsumerLoop(make_consumer(settings.kafka_bootstrap, group, group, [topics.inbox(centre_id)],
                                        security=bus, instance_id=group),
-                         on_inbox, group=group, parenting="child", name="inbox").start()
+                         on_inbox, group=group, parenting="child", name="inbox",
+                         dead_letters=DeadLetterWriter(producer, group)).start()
     server.set_serving(True)
     log.info("centre %s serving on %s:%d (%d seed capabilities published)", centre_id, host, server.port, seeded)
     if args.ready_file:

@@ -24,6 +24,8 @@ def checked_status(decoded: Decoded | None) -> tuple[events_pb2.RequestStatusCha
                                                   "request-status topic")
     check_id(ev.request_id, "request_id", 64)
     check_id(ev.centre_id, "centre_id", 40)
+    if ev.state == 0:
+        raise PermanentFailure("invalid", "state: is required")
     try:
         state = state_from_proto(ev.state)
     except DomainError as exc:

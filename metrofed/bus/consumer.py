@@ -257,6 +257,7 @@ class ConsumerLoop:
             try:
                 self._dead_letters.write(record, code, reason, event_id)
             except Exception as exc:  # noqa: BLE001 - the dead letter is not durable: retry the record
+                self.retried += 1
                 span.record_exception(exc)
                 span.set_status(Status(StatusCode.ERROR, "dead-letter write failed: will retry"))
                 log.warning("could not dead-letter %s (%s); will retry", where, exc)

@@ -121,20 +121,20 @@ def catalog_poison() -> list[tuple[str, str, str, bytes | None, str]]:
     ]
 
 
-def committed(bootstrap: str, group: str) -> dict:
+def committed(bootstrap: str, group: str, security) -> dict:
     from kafka.admin import KafkaAdminClient
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="e2e-offsets")
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="e2e-offsets", **security.client_kwargs())
     try:
         return {tp: m.offset for tp, m in admin.list_group_offsets({group: None}).get(group, {}).items()}
     finally:
         admin.close()
 
 
-def wait_committed_past(bootstrap: str, group: str, ends: dict, timeout: float = 60) -> None:
+def wait_committed_past(bootstrap: str, security, group: str, ends: dict, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while True:
-        have = committed(bootstrap, group)
+        have = committed(bootstrap, group, security)
         behind = {tp: (have.get(tp), end) for tp, end in ends.items() if (have.get(tp) or 0) < end}
         if not behind:
             return
@@ -143,23 +143,23 @@ def wait_committed_past(bootstrap: str, group: str, ends: dict, timeout: float =
         time.sleep(0.2)
 
 
-def end_offsets(bootstrap: str, topic: str) -> dict:
-    reader = TopicReader(bootstrap, topic)
+def end_offsets(bootstrap: str, security, topic: str) -> dict:
+    reader = TopicReader(bootstrap, topic, security)
     try:
         return reader.consumer.end_offsets(reader.parts)
     finally:
         reader.close()
 
 
-def test_poison_on_every_consumed_topic_is_dead_lettered_and_nothing_is_stuck(federation, gateway):
-    bootstrap = federation.kafka_bootstrap
+def test_poison_on_every_consumed_topic_is_dead_lettered_and_nothing_is_stuck(federation, gateway, kafka_admin):
+    bootstrap, admin = federation.kafka_bootstrap, kafka_admin
     real = gateway.SubmitRequest(gw.SubmitRequestRequest(enterprise_id="e2e-poison", need=pressure_need()),
                                  timeout=10).request
     real = wait_for_state(gateway, real.request_id, rq.REQUEST_STATE_ACCEPTED)
 
-    readers = {group: TopicReader(bootstrap, topics.dlq(group))
+    readers = {group: TopicReader(bootstrap, topics.dlq(group), admin)
                for group in ["gateway", topics.CATALOG_GROUP, *[f"centre-{c}" for c in E2E_CENTRES]]}
-    producer = make_producer(bootstrap, "e2e-poison")
+    producer = make_producer(bootstrap, "e2e-poison", security=admin)
     started = time.monotonic()
     expected: dict[str, dict[tuple[str, int, int], tuple[str, str]]] = {g: {} for g in readers}
     try:
@@ -196,9 +196,9 @@ def test_poison_on_every_consumed_topic_is_dead_lettered_and_nothing_is_stuck(fe
         dead_lettered_in = time.monotonic() - started
 
         # No partition is left behind: every consumer group's committed offset passes the poison.
-        wait_committed_past(bootstrap, "gateway", end_offsets(bootstrap, topics.REQUEST_STATUS))
+        wait_committed_past(bootstrap, admin, "gateway", end_offsets(bootstrap, admin, topics.REQUEST_STATUS))
         for centre in E2E_CENTRES:
-            wait_committed_past(bootstrap, f"centre-{centre}", end_offsets(bootstrap, topics.inbox(centre)))
+            wait_committed_past(bootstrap, admin, f"centre-{centre}", end_offsets(bootstrap, admin, topics.inbox(centre)))
 
         # The invalid events naming the real request left it as it was.
         after = gateway.GetRequest(gw.GetRequestRequest(request_id=real.request_id), timeout=5).request
@@ -218,7 +218,8 @@ def test_poison_on_every_consumed_topic_is_dead_lettered_and_nothing_is_stuck(fe
             r.close()
 
 
-def test_a_decline_after_the_deadline_passed_makes_the_request_failed_and_the_partition_moves(federation, gateway):
+def test_a_decline_after_the_deadline_passed_makes_the_request_failed_and_the_partition_moves(federation, gateway,
+                                                                                             kafka_admin):
     """The centre is down when the request arrives; by the time its DECLINED comes, the deadline has passed
     (we move the stored deadline back a day: the clock cannot be). The gateway cannot route it again."""
     bootstrap = federation.kafka_bootstrap
@@ -227,7 +228,7 @@ def test_a_decline_after_the_deadline_passed_makes_the_request_failed_and_the_pa
     need.deadline = today.isoformat()
     centre = gateway.RouteNeed(gw.RouteNeedRequest(need=need), timeout=10).decision.candidates[0].centre_id
     federation.stop(f"centre-{centre}")
-    producer = make_producer(bootstrap, "e2e-deadline")
+    producer = make_producer(bootstrap, "e2e-deadline", security=kafka_admin)
     try:
         req = gateway.SubmitRequest(gw.SubmitRequestRequest(enterprise_id="e2e-deadline", need=need),
                                     timeout=10).request
@@ -248,8 +249,8 @@ def test_a_decline_after_the_deadline_passed_makes_the_request_failed_and_the_pa
         assert failed.assigned_centre_id == centre  # not routed anywhere else
         assert [h.state for h in failed.history].count(rq.REQUEST_STATE_ROUTED) == 1
         # The status partition moved past it (before: retried forever, holding every request on it).
-        wait_committed_past(bootstrap, "gateway",
-                            {tp: meta.offset + 1 for tp in end_offsets(bootstrap, topics.REQUEST_STATUS)
+        wait_committed_past(bootstrap, kafka_admin, "gateway",
+                            {tp: meta.offset + 1 for tp in end_offsets(bootstrap, kafka_admin, topics.REQUEST_STATUS)
                              if tp.partition == meta.partition})
     finally:
         producer.close(timeout=5)

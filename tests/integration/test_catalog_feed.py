@@ -103,18 +103,23 @@ def test_feed_catches_up_applies_live_events_and_rebuilds_without_a_gap(kafka, k
 
 # ---- poison on the catalog topics ---------------------------------------------------------------------------
 
-def test_poison_is_rejected_counted_and_dead_lettered_once_across_restarts(kafka, topic_reader):
+def test_poison_is_rejected_counted_and_dead_lettered_once_across_restarts(kafka, kafka_admin, topic_reader):
     """Garbage, an unknown event type, a corrupt payload, an invalid capability or centre, a tombstone naming
     nothing: neither the rebuild nor live updates stop; each record is in the feed's dead-letter topic once,
     even after the feed restarts and meets it again from offset 0."""
+    from metrofed.bus import acls
     from metrofed.bus.admin import ensure_topics
     from metrofed.bus.dead_letter import DeadLetter, DeadLetterWriter
 
-    ensure_topics(kafka.bootstrap, [topics.dlq_spec(topics.CATALOG_GROUP)])
+    # As the gateway: its identity and ACLs create, read and write its dead-letter topic.
+    acls.grant_gateway(kafka.bootstrap, kafka_admin)
+    gateway = kafka.security_for("gateway")
+    ensure_topics(kafka.bootstrap, [topics.dlq_spec(topics.CATALOG_GROUP)], security=gateway)
+    gateway_producer = make_producer(kafka.bootstrap, "it-feed-poison-gw", security=gateway)
     dlq = topic_reader(topics.dlq(topics.CATALOG_GROUP))
     centre_id = f"it-poison-{uuid.uuid4().hex[:8]}"
     caps = load_seed()[0].capabilities[:3]
-    producer = make_producer(kafka.bootstrap, "it-feed-poison")
+    producer = make_producer(kafka.bootstrap, "it-feed-poison", security=kafka_admin)
     tag = uuid.uuid4().hex[:8]
     bad_cap = capability_to_proto(caps[0])
     bad_cap.centre_id, bad_cap.capability_id = centre_id, "X" * 61
@@ -144,8 +149,9 @@ def test_poison_is_rejected_counted_and_dead_lettered_once_across_restarts(kafka
         return {d.origin: d.reason_code for d in letters if d.origin in origins}
 
     catalog = Catalog()
-    feed = CatalogFeed(kafka.bootstrap, catalog, client_id="it-feed-poison",
-                       dead_letters=DeadLetterWriter(producer, topics.CATALOG_GROUP), keep_rejections=1000).start()
+    feed = CatalogFeed(kafka.bootstrap, catalog, security=gateway, client_id="it-feed-poison",
+                       dead_letters=DeadLetterWriter(gateway_producer, topics.CATALOG_GROUP),
+                       keep_rejections=1000).start()
     try:
         assert catalog.wait_ready(60)
         assert mine(catalog, centre_id) == {c.capability_id for c in caps}  # the rebuild went past the poison
@@ -172,8 +178,9 @@ def test_poison_is_rejected_counted_and_dead_lettered_once_across_restarts(kafka
 
     # A restart meets every poison record again from offset 0: rejected again, dead-lettered not again.
     catalog2 = Catalog()
-    feed2 = CatalogFeed(kafka.bootstrap, catalog2, client_id="it-feed-poison-2",
-                        dead_letters=DeadLetterWriter(producer, topics.CATALOG_GROUP), keep_rejections=1000).start()
+    feed2 = CatalogFeed(kafka.bootstrap, catalog2, security=gateway, client_id="it-feed-poison-2",
+                        dead_letters=DeadLetterWriter(gateway_producer, topics.CATALOG_GROUP),
+                        keep_rejections=1000).start()
     try:
         assert catalog2.wait_ready(60)
         assert {(r.topic, r.partition, r.offset) for r in feed2.rejections} >= set(origins)
@@ -183,3 +190,4 @@ def test_poison_is_rejected_counted_and_dead_lettered_once_across_restarts(kafka
     finally:
         feed2.stop()
         producer.close()
+        gateway_producer.close()

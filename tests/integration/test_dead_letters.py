@@ -28,12 +28,12 @@ from tests.integration.conftest import delete_topics, unique, wait_until
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 
-def committed_offset(bootstrap: str, group: str, topic: str, partition: int = 0) -> int | None:
+def committed_offset(bootstrap: str, group: str, topic: str, partition: int = 0, *, security) -> int | None:
     """None also while the group's coordinator is still being elected (a fresh broker's first groups)."""
     from kafka.errors import CoordinatorNotAvailableError
 
     try:
-        return _committed_offset(bootstrap, group, topic, partition)
+        return _committed_offset(bootstrap, group, topic, partition, security=security)
     except CoordinatorNotAvailableError:
         return None
 
@@ -56,23 +56,24 @@ class Setup:
     """A topic, its group's DLQ topic, a reader of the DLQ, and loops stopped at teardown."""
 
     def __init__(self, kafka, producer, topic_reader, partitions: int = 1):
-        self.bootstrap, self.producer = kafka.bootstrap, producer
+        self.bootstrap, self.producer, self.security = kafka.bootstrap, producer, kafka.admin_security
         self.topic = f"it.dlq.{uuid.uuid4().hex[:10]}"
         self.group = unique("it-group")
         ensure_topics(self.bootstrap, [TopicSpec(self.topic, partitions, {"min.insync.replicas": "1"}),
-                                       topics.dlq_spec(self.group)])
+                                       topics.dlq_spec(self.group)], security=self.security)
         self.dlq = topic_reader(topics.dlq(self.group))
         self.loops: list[ConsumerLoop] = []
 
     def start(self, handler, writer: DeadLetterWriter | None = None, **kw) -> ConsumerLoop:
-        consumer = make_consumer(self.bootstrap, self.group, unique("it-client"), [self.topic])
+        consumer = make_consumer(self.bootstrap, self.group, unique("it-client"), [self.topic],
+                                 security=self.security)
         loop = ConsumerLoop(consumer, handler, group=self.group, name=unique("loop"),
                             dead_letters=writer or DeadLetterWriter(self.producer, self.group), **kw).start()
         self.loops.append(loop)
         return loop
 
     def committed(self, partition: int = 0) -> int | None:
-        return committed_offset(self.bootstrap, self.group, self.topic, partition)
+        return committed_offset(self.bootstrap, self.group, self.topic, partition, security=self.security)
 
     def dead_letters(self, n: int, timeout: float = 30) -> list[DeadLetter]:
         return [DeadLetter.from_record(r) for r in self.dlq.read(n, timeout=timeout)]
@@ -80,7 +81,7 @@ class Setup:
     def close(self):
         for loop in self.loops:
             loop.stop()
-        delete_topics(self.bootstrap, [self.topic, topics.dlq(self.group)])
+        delete_topics(self.bootstrap, [self.topic, topics.dlq(self.group)], self.security)
 
 
 @pytest.fixture
@@ -272,7 +273,10 @@ def routed(centre_id: str, *, event_id: str | None = None, **fields) -> events_p
 
 
 def test_over_long_ids_and_nul_bytes_are_dead_letters_on_every_database_and_the_inbox_keeps_moving(
-        kafka, producer, topic_reader, centre_db, seed_by_id, database_url):
+        kafka, kafka_admin, producer, topic_reader, centre_db, seed_by_id, database_url):
+    """The centre runs with its own identity and ACLs: its dead letters are its to write."""
+    from metrofed.bus import acls
+    from metrofed.bus.producer import make_producer
     from services.centre.app import CentreApp
 
     centre_id = unique("c")
@@ -280,7 +284,10 @@ def test_over_long_ids_and_nul_bytes_are_dead_letters_on_every_database_and_the_
     app.publish(next(c for c in seed_by_id[CENTRE].capabilities if c.capability_id == CAP))
     group = f"centre-{centre_id}"
     inbox = topics.inbox(centre_id)
-    ensure_topics(kafka.bootstrap, [topics.inbox_spec(centre_id), topics.dlq_spec(group)])
+    acls.grant_centre(kafka.bootstrap, kafka_admin, centre_id)
+    centre = kafka.security_for(group)
+    ensure_topics(kafka.bootstrap, [topics.inbox_spec(centre_id), topics.dlq_spec(group)], security=centre)
+    centre_producer = make_producer(kafka.bootstrap, group, security=centre)
     dlq = topic_reader(topics.dlq(group))
     postgres = database_url.startswith("postgresql")
     poison = [
@@ -304,10 +311,12 @@ def test_over_long_ids_and_nul_bytes_are_dead_letters_on_every_database_and_the_
             good.append(ok)
             producer.send(inbox, key=b"k", value=ok.SerializeToString(),
                           headers=[("metrofed-event-type", ok.event_type.encode())]).get(timeout=15)
-        loop = ConsumerLoop(make_consumer(kafka.bootstrap, group, group, [inbox]), app.on_inbox_event, group=group,
-                            name="inbox", dead_letters=DeadLetterWriter(producer, group)).start()
+        loop = ConsumerLoop(make_consumer(kafka.bootstrap, group, group, [inbox], security=centre),
+                            app.on_inbox_event, group=group, name="inbox",
+                            dead_letters=DeadLetterWriter(centre_producer, group)).start()
         end = 2 * len(poison)
-        wait_until(lambda: committed_offset(kafka.bootstrap, group, inbox) == end, 30, 0.1, f"offset {end} committed")
+        wait_until(lambda: committed_offset(kafka.bootstrap, group, inbox, security=kafka_admin) == end, 30, 0.1,
+                   f"offset {end} committed")
         expected = [(2 * i, code) for i, (_, code) in enumerate(poison) if code]
         letters = [DeadLetter.from_record(r) for r in dlq.read(len(expected))]
         assert dlq.settle(seconds=0.5) == dlq.records  # nothing more
@@ -315,7 +324,8 @@ def test_over_long_ids_and_nul_bytes_are_dead_letters_on_every_database_and_the_
     finally:
         if loop is not None:
             loop.stop()
-        delete_topics(kafka.bootstrap, [inbox, topics.dlq(group)])
+        centre_producer.close(timeout=5)
+        delete_topics(kafka.bootstrap, [inbox, topics.dlq(group)], kafka_admin)
     accepted = {r.request_id for r in app.inbox() if r.state == "accepted"}
     good_ids = {events_pb2.RequestRouted.FromString(g.payload).request_id for g in good}
     assert good_ids <= accepted  # every good request after a poison one was handled

@@ -19,11 +19,15 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 
 @pytest.fixture
-def dead_letters(kafka, producer):
+def dead_letters(kafka, kafka_admin, producer, monkeypatch):
     """Three dead letters of a fresh group, their origins on partitions 1, 0, 1 of a fresh topic."""
     group = unique("it-cli")
     origin = f"it.origin.{uuid.uuid4().hex[:10]}"
-    ensure_topics(kafka.bootstrap, [TopicSpec(origin, 2, {"min.insync.replicas": "1"}), topics.dlq_spec(group)])
+    ensure_topics(kafka.bootstrap, [TopicSpec(origin, 2, {"min.insync.replicas": "1"}), topics.dlq_spec(group)],
+                  security=kafka_admin)
+    # The operator's identity, as an operator's shell would have it (metrofed.cli.bus).
+    monkeypatch.setenv("METROFED_TLS_CERT", kafka_admin.cert)
+    monkeypatch.setenv("METROFED_TLS_KEY", kafka_admin.key)
     writer = DeadLetterWriter(producer, group)
     originals = [
         FakeRecord(origin, b"\xff garbage", b"k0", partition=1, offset=11,
@@ -36,7 +40,7 @@ def dead_letters(kafka, producer):
     writer.write(originals[1], "unknown-type", "event type 'metrofed.v2.SomethingNew' is unknown to this build")
     writer.write(originals[2], "invalid", "envelope.event_id: is 65 characters long; at most 64 are allowed")
     yield group, origin, originals
-    delete_topics(kafka.bootstrap, [origin, topics.dlq(group)])
+    delete_topics(kafka.bootstrap, [origin, topics.dlq(group)], kafka_admin)
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:

@@ -23,6 +23,7 @@ from metrofed import telemetry
 from metrofed.bus import topics
 from metrofed.bus.admin import ensure_topics
 from metrofed.bus.consumer import ConsumerLoop, make_consumer
+from metrofed.bus.dead_letter import DeadLetterWriter
 from metrofed.bus.producer import make_producer
 from metrofed.config import _env_float, load_settings
 from metrofed.db.engine import make_engine, upgrade_to_head
@@ -37,6 +38,7 @@ from gateway.models import Outbox
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger("metrofed.gateway")
+STATUS_GROUP = "gateway"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,7 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     upgrade_to_head(engine, MIGRATIONS)
     sessions = sessionmaker(engine, expire_on_commit=False)
     bus = settings.kafka_security
-    ensure_topics(settings.kafka_bootstrap, topics.federation_topics(settings.topic_replication), security=bus)
+    ensure_topics(settings.kafka_bootstrap, [*topics.federation_topics(settings.topic_replication),
+                                            topics.dlq_spec(STATUS_GROUP, settings.topic_replication),
+                                            topics.dlq_spec(topics.CATALOG_GROUP, settings.topic_replication)],
+                  security=bus)
 
     producer = make_producer(settings.kafka_bootstrap, client_id="gateway", security=bus)
     relay = OutboxRelay(sessions, Outbox, producer, poll_seconds=settings.outbox_poll_seconds,
@@ -68,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
                         retry_max_seconds=2.0, name="outbox-gateway").start()
     catalog = Catalog()
     feed = CatalogFeed(settings.kafka_bootstrap, catalog, security=bus,
-                       topic_replication=settings.topic_replication).start()
+                       topic_replication=settings.topic_replication,
+                       dead_letters=DeadLetterWriter(producer, topics.CATALOG_GROUP)).start()
     app = GatewayApp(catalog, sessions, on_commit=relay.notify, default_sla=silence, clock_skew=skew)
 
     server = Server(settings.listen,
@@ -77,12 +83,13 @@ def main(argv: list[str] | None = None) -> int:
                     tls=settings.tls, token=os.environ.get("METROFED_GATEWAY_TOKEN", ""))
     server.start()
     def status_consumer():
-        return make_consumer(settings.kafka_bootstrap, "gateway", "gateway-status", [topics.REQUEST_STATUS],
+        return make_consumer(settings.kafka_bootstrap, STATUS_GROUP, "gateway-status", [topics.REQUEST_STATUS],
                              security=bus)
 
     # the factory lets the loop replace a consumer that stopped fetching (metrofed/bus/consumer.py)
-    status = ConsumerLoop(status_consumer(), app.on_status_event, group="gateway", parenting="child",
-                          name="status", consumer_factory=status_consumer).start()
+    status = ConsumerLoop(status_consumer(), app.on_status_event, group=STATUS_GROUP, parenting="child",
+                          name="status", dead_letters=DeadLetterWriter(producer, STATUS_GROUP),
+                          consumer_factory=status_consumer).start()
 
     stop = threading.Event()
 

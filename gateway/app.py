@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from metrofed import telemetry
 from metrofed.bus import topics
 from metrofed.bus.envelope import Decoded
+from metrofed.bus.failures import PermanentFailure
 from metrofed.db.outbox import add_event, already_processed, utcnow
 from metrofed.domain.capability import DomainError
 from metrofed.domain.catalog import Catalog, CatalogSnapshot, route_need
@@ -31,8 +32,9 @@ from metrofed.domain.lifecycle import (TERMINAL, RequestState, judge_status_even
 from metrofed.domain.need import Need
 from metrofed.domain.routing import RoutingDecision
 from metrofed.errors import Conflict, NotFound, Unavailable
-from metrofed.protoconv import decision_to_proto, need_from_proto, state_from_proto
+from metrofed.protoconv import decision_to_proto, need_from_proto
 from metrofed.v1 import events_pb2, request_pb2
+from gateway.status_checks import checked_status
 from gateway.models import HistoryRow, Outbox, ProcessedEvent, RequestRow
 
 log = logging.getLogger(__name__)
@@ -224,9 +226,7 @@ class GatewayApp:
     # ---- centres' status events -----------------------------------------------------------------------
 
     def on_status_event(self, record, decoded: Decoded | None) -> None:
-        if decoded is None or not isinstance(decoded.event, events_pb2.RequestStatusChanged):
-            return
-        ev = decoded.event
+        ev, state = checked_status(decoded)
         span = trace.get_current_span()
         span.set_attribute("metrofed.request_id", ev.request_id)
         span.set_attribute("metrofed.centre_id", ev.centre_id)
@@ -235,13 +235,8 @@ class GatewayApp:
                 return
             row = s.get(RequestRow, ev.request_id, with_for_update=True)
             if row is None:
-                log.warning("status for unknown request %s from %s", ev.request_id, ev.centre_id)
-                return
-            try:
-                state = state_from_proto(ev.state)
-            except DomainError:  # a newer centre's state: nothing this gateway can act on; never retry it
-                log.warning("ignoring status %d for %s from %s: unknown state", ev.state, ev.request_id, ev.centre_id)
-                return
+                raise PermanentFailure("unknown-request", f"request_id: no request {ev.request_id!r} at this "
+                                                          f"gateway (status {state.value} from {ev.centre_id})")
             verdict = judge_status_event(RequestState(row.state), row.attempt, row.assigned_centre_id,
                                          state, ev.attempt, ev.centre_id)
             if not verdict.apply:
@@ -275,7 +270,15 @@ class GatewayApp:
 
     def _fail_over(self, s: Session, row: RequestRow, why: str) -> None:
         need_msg = request_pb2.Need.FromString(row.need)
-        need = need_from_proto(need_msg, today=self._today())
+        try:
+            need = need_from_proto(need_msg, today=self._today())
+        except DomainError as exc:
+            # A rule the stored need can no longer satisfy (its deadline has passed): retrying would never
+            # help and routing it anyway would be wrong. The request waits, visibly, for a person.
+            row.state = transition(RequestState(row.state), RequestState.FAILED).value
+            s.add(HistoryRow(request_id=row.request_id, state=row.state, centre_id=row.assigned_centre_id,
+                             note=f"failover: {why}cannot route it again: {exc}"))
+            return
         decision = self.route(need, exclude_centres=frozenset(row.tried_centres))
         if row.state != RequestState.DECLINED.value:
             row.state = RequestState.DECLINED.value

@@ -7,21 +7,33 @@ applies live events one by one (revisions replace, tombstones remove).
 
 No consumer group: every gateway replica reads every record, and the log, not a committed offset, is
 the source of truth. Consumer spans are *links* to the producer (broadcast facts; see bus/tracing.py).
+
+Poison (an undecodable record, an event type this build does not know, an invalid capability or centre,
+a tombstone with a malformed key) is rejected: it never reaches the catalog, and neither stops a rebuild
+nor live updates. Each rejection is counted per reason code, the last ``keep_rejections`` are kept for
+operators, and the record is dead-lettered to ``metrofed.dlq.gateway-catalog.v1``. Because the feed
+re-reads the compacted topics from offset 0 at every start, it would meet the same poison again each
+time: before each rebuild it reads the origins (topic, partition, offset) already in its dead-letter
+topic and dead-letters only new ones.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
+from collections import Counter, deque
+from dataclasses import dataclass
 
 from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
 
 from metrofed.bus import topics, tracing
 from metrofed.bus.admin import ensure_topics
-from metrofed.bus.consumer import event_type_of
+from metrofed.bus.consumer import event_type_of, make_reader
 from metrofed.bus.codec import decode_catalog_event
+from metrofed.bus.dead_letter import DeadLetter, DeadLetterWriter
 from metrofed.bus.envelope import UnknownEvent
 from metrofed.bus.reconnect import RECONNECT_SETTINGS
 from metrofed.bus.security import KafkaSecurity
@@ -43,9 +55,23 @@ CONSUMER_CONFIG: dict = {
 }
 
 
+@dataclass(frozen=True)
+class Rejection:
+    """A catalog record the feed refused, as an operator sees it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: str
+    code: str
+    reason: str
+    at: str
+
+
 class CatalogFeed:
     def __init__(self, bootstrap: str, catalog: Catalog, *, security: KafkaSecurity,
-                 client_id: str = "gateway-catalog", topic_replication: int = 1):
+                 client_id: str = "gateway-catalog", topic_replication: int = 1,
+                 dead_letters: DeadLetterWriter | None = None, keep_rejections: int = 100):
         self._bootstrap = bootstrap
         self._security = security
         self._client_id = client_id
@@ -61,7 +87,16 @@ class CatalogFeed:
         self._replication = topic_replication
         self._inboxes_ensured: set[str] = set()
         self._inboxes_pending: set[str] = set()
-        self.skipped = 0
+        self._dead_letters = dead_letters
+        self._dead_lettered: set[tuple[str, int, int]] = set()  # origins already in the DLQ
+        self._dlq_exists = False  # a send to a missing topic would block the feed for max_block_ms
+        self.rejected: Counter[str] = Counter()  # per reason code, since this process started
+        self.rejections: deque[Rejection] = deque(maxlen=keep_rejections)
+        self.dead_letter_failures = 0
+
+    @property
+    def skipped(self) -> int:
+        return sum(self.rejected.values())
 
     def start(self) -> "CatalogFeed":
         self._thread.start()
@@ -77,9 +112,7 @@ class CatalogFeed:
     # ---- the loop -------------------------------------------------------------------------------------
 
     def _consumer(self) -> tuple[KafkaConsumer, list[TopicPartition]]:
-        consumer = KafkaConsumer(bootstrap_servers=self._bootstrap, client_id=self._client_id,
-                                 group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
-                                 **CONSUMER_CONFIG, **self._security.client_kwargs(), **RECONNECT_SETTINGS)
+        consumer = make_reader(self._bootstrap, self._client_id, security=self._security, **CONSUMER_CONFIG)
         parts = []
         deadline = time.monotonic() + 30
         for topic in TOPICS:
@@ -116,6 +149,14 @@ class CatalogFeed:
 
     def _rebuild_from_zero(self) -> KafkaConsumer:
         started = time.monotonic()
+        try:
+            self._load_dead_lettered()
+        except Exception:  # noqa: BLE001 - the catalog matters more than its dead letters
+            # Without knowing what is in the DLQ, writing would duplicate at every restart: reject (count,
+            # keep, log) only, until a later rebuild can read it.
+            self._dlq_exists = False
+            log.exception("could not read %s; rejected records are logged, not dead-lettered, until the next "
+                          "rebuild", self._dead_letters.topic if self._dead_letters else "")
         consumer, parts = self._consumer()
         consumer.seek_to_beginning(*parts)
         end = consumer.end_offsets(parts)
@@ -176,15 +217,21 @@ class CatalogFeed:
             if record.topic == topics.CAPABILITIES and "/" in key:
                 centre_id, capability_id = key.split("/", 1)
                 target.remove_capability(centre_id, capability_id, stamp)
-            elif record.topic == topics.CENTRES:
+            elif record.topic == topics.CENTRES and key:
                 target.remove_centre(key, stamp)
+            else:
+                self._reject(record, "invalid", f"key: a tombstone keyed {key[:100]!r} names nothing in the catalog")
             return
         try:
             obj = decode_catalog_event(record.value)
-        except (UnknownEvent, DomainError, ValueError) as exc:
-            # A record the catalog cannot use must not stop the federation: count it, log it, go on.
-            self.skipped += 1
-            log.warning("catalog skipped %s[%d]@%d: %s", record.topic, record.partition, record.offset, exc)
+        except UnknownEvent as exc:
+            self._reject(record, "unknown-type", f"event type {str(exc)!r} is unknown to this build")
+            return
+        except DomainError as exc:
+            self._reject(record, "undecodable" if exc.field.startswith("envelope") else "invalid", str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - whatever one record does, the catalog keeps going
+            self._reject(record, "unclassified", f"{type(exc).__name__}: {exc}")
             return
         if type(obj) is Capability:
             target.upsert_capability(obj, stamp)
@@ -192,3 +239,60 @@ class CatalogFeed:
             target.upsert_centre(obj, stamp)
             if obj.centre_id not in self._inboxes_ensured:
                 self._inboxes_pending.add(obj.centre_id)
+
+    # ---- poison ---------------------------------------------------------------------------------------
+
+    def _reject(self, record, code: str, reason: str) -> None:
+        reason = reason[:1000]
+        self.rejected[code] += 1
+        self.rejections.append(Rejection(record.topic, record.partition, record.offset,
+                                         (record.key or b"").decode("utf-8", "replace")[:200], code, reason,
+                                         dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")))
+        log.warning("catalog rejected %s[%d]@%d (%s): %s", record.topic, record.partition, record.offset,
+                    code, reason)
+        origin = (record.topic, record.partition, record.offset)
+        if self._dead_letters is None or not self._dlq_exists or origin in self._dead_lettered:
+            return
+        self._dead_lettered.add(origin)
+        try:
+            future = self._dead_letters.send(record, code, reason)
+        except Exception:  # noqa: BLE001 - not dead-lettered now: the next rebuild tries again
+            self._dead_lettered.discard(origin)
+            self.dead_letter_failures += 1
+            log.warning("could not dead-letter %s", origin, exc_info=True)
+            return
+
+        def failed(exc, origin=origin):
+            self._dead_lettered.discard(origin)
+            self.dead_letter_failures += 1
+            log.warning("could not dead-letter %s: %s", origin, exc)
+
+        # Asynchronous: nothing is committed past the record (the feed has no offsets), so the catalog
+        # need not wait for the broker; a failed write is retried when the next rebuild meets the record.
+        future.add_errback(failed)
+
+    def _load_dead_lettered(self) -> None:
+        """The origins already in the feed's dead-letter topic, so that a rebuild does not write them again."""
+        if self._dead_letters is None:
+            return
+        reader = make_reader(self._bootstrap, f"{self._client_id}-dlq", security=self._security)
+        try:
+            ids = reader.partitions_for_topic(self._dead_letters.topic)
+            if not ids:
+                log.warning("dead-letter topic %s does not exist; rejected records will only be logged until it "
+                            "does", self._dead_letters.topic)
+                self._dlq_exists = False
+                return
+            self._dlq_exists = True
+            parts = [TopicPartition(self._dead_letters.topic, p) for p in sorted(ids)]
+            reader.assign(parts)
+            reader.seek_to_beginning(*parts)
+            end = reader.end_offsets(parts)
+            deadline = time.monotonic() + 30
+            while not all(reader.position(tp) >= end[tp] for tp in parts):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"reading {self._dead_letters.topic} took more than 30 s")
+                for records in reader.poll(timeout_ms=200).values():
+                    self._dead_lettered.update(DeadLetter.from_record(r).origin for r in records)
+        finally:
+            reader.close()

@@ -59,6 +59,8 @@ def state_to_proto(state: RequestState) -> int:
 
 
 def state_from_proto(value: int, field: str = "state") -> RequestState:
+    if value == request_pb2.REQUEST_STATE_UNSPECIFIED:
+        raise DomainError(field, "is required")
     return RequestState[_enum_name(request_pb2.RequestState, value, field).removeprefix("REQUEST_STATE_")]
 
 

@@ -6,7 +6,8 @@ and maps a client certificate's CN to its principal, so these grants are the who
 - ``centre-X`` writes the shared topics it produces to (centres, capabilities, request status), reads only
   its own inbox with its own group, creates its own inbox and its own dead-letter topic;
 - ``gateway`` reads the shared topics with groups named ``gateway*``, writes and creates inboxes
-  (``metrofed.inbox.*``) and its dead-letter topics (``metrofed.dlq.gateway*``);
+  (``metrofed.inbox.*``) and its dead-letter topics (``metrofed.dlq.gateway*``; reads them too: the
+  catalog feed checks what it dead-lettered already);
 - both may describe the shared topics they check at start. Nobody else gets anything; ``broker`` and
   ``admin`` are super users. The shared topics are created by ``admin`` before any service starts.
 
@@ -25,12 +26,11 @@ from metrofed.bus import topics
 from metrofed.bus.security import KafkaSecurity
 
 SHARED = (topics.CENTRES, topics.CAPABILITIES, topics.REQUEST_STATUS)
-DLQ_PREFIX = "metrofed.dlq."
+DLQ_PREFIX = topics.DLQ_PREFIX
 Grant = tuple[ResourceType, str, Pat, tuple[Op, ...]]
 
 
-def dlq_topic(group: str) -> str:
-    return f"{DLQ_PREFIX}{group}.v1"
+dlq_topic = topics.dlq  # one spelling of a dead-letter topic's name
 
 
 def centre_grants(centre_id: str) -> list[Grant]:
@@ -50,8 +50,9 @@ def gateway_grants() -> list[Grant]:
         (ResourceType.GROUP, "gateway", Pat.PREFIXED, (Op.READ, Op.DESCRIBE)),
         (ResourceType.TOPIC, topics.INBOX_PREFIX, Pat.PREFIXED,
          (Op.WRITE, Op.CREATE, Op.DESCRIBE, Op.DESCRIBE_CONFIGS)),
+        # READ: the catalog feed reads its own dead letters before a rebuild, not to write them twice.
         (ResourceType.TOPIC, f"{DLQ_PREFIX}gateway", Pat.PREFIXED,
-         (Op.WRITE, Op.CREATE, Op.DESCRIBE, Op.DESCRIBE_CONFIGS)),
+         (Op.READ, Op.WRITE, Op.CREATE, Op.DESCRIBE, Op.DESCRIBE_CONFIGS)),
     ]
 
 

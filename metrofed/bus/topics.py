@@ -8,8 +8,12 @@ CENTRES = "metrofed.centres.v1"
 CAPABILITIES = "metrofed.capabilities.v1"
 REQUEST_STATUS = "metrofed.request-status.v1"
 INBOX_PREFIX = "metrofed.inbox."
+DLQ_PREFIX = "metrofed.dlq."
+CATALOG_GROUP = "gateway-catalog"  # not a Kafka group (the feed assigns itself): names its DLQ
+
 
 _WEEK_MS = str(7 * 24 * 3600 * 1000)
+_DLQ_RETENTION_MS = str(30 * 24 * 3600 * 1000)
 
 
 @dataclass(frozen=True)
@@ -50,3 +54,15 @@ FEDERATION_TOPICS = federation_topics()
 def inbox_spec(centre_id: str, replication: int = 1) -> TopicSpec:
     return TopicSpec(inbox(centre_id), 1, _replicated({"cleanup.policy": "delete", "retention.ms": _WEEK_MS},
                                                       replication), replication)
+
+
+def dlq(group: str) -> str:
+    """The dead-letter topic of one consumer group: records it could never handle, with the reason."""
+    return f"{DLQ_PREFIX}{group}.v1"
+
+
+def dlq_spec(group: str, replication: int = 1) -> TopicSpec:
+    """One partition: dead letters are rare, an operator addresses them by offset, and their order is the
+    order they failed in. Kept 30 days (not compacted): a record is evidence, not state."""
+    return TopicSpec(dlq(group), 1, _replicated({"cleanup.policy": "delete", "retention.ms": _DLQ_RETENTION_MS},
+                                               replication), replication)

@@ -14,6 +14,7 @@ import sys
 # group name -> module (imported lazily, so `metrofed --help` stays fast)
 GROUPS: dict[str, str] = {
     "outbox": "metrofed.cli.outbox",
+    "dlq": "metrofed.cli.dlq",
 }
 
 

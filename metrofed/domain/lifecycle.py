@@ -22,6 +22,10 @@ class RequestState(str, enum.Enum):
     COMPLETED = "completed"
     CANCELLED = "cancelled"
     UNROUTABLE = "unroutable"
+    # Needs an operator or the enterprise: the federation cannot progress it by itself (e.g. a centre
+    # declined and the stored need can no longer be routed because its deadline has passed). The reason is
+    # in the request's history. Not terminal: the enterprise may cancel it, an operator may route it again.
+    FAILED = "failed"
 
 
 TERMINAL = frozenset({RequestState.COMPLETED, RequestState.CANCELLED, RequestState.UNROUTABLE})
@@ -36,11 +40,18 @@ _ALLOWED: dict[RequestState, frozenset[RequestState]] = {
                                             RequestState.CANCELLED}),
     RequestState.ACCEPTED: frozenset({RequestState.COMPLETED, RequestState.CANCELLED}),
     # DECLINED is transient at the gateway: it fails over (ROUTED again) or gives up (UNROUTABLE).
-    RequestState.DECLINED: frozenset({RequestState.ROUTED, RequestState.UNROUTABLE, RequestState.CANCELLED}),
+    RequestState.DECLINED: frozenset({RequestState.ROUTED, RequestState.UNROUTABLE, RequestState.CANCELLED,
+                                      RequestState.FAILED}),
+    RequestState.FAILED: frozenset({RequestState.ROUTED, RequestState.CANCELLED}),
     RequestState.COMPLETED: frozenset(),
     RequestState.CANCELLED: frozenset(),
     RequestState.UNROUTABLE: frozenset(),
 }
+
+
+# States only the gateway gives a request; a centre's status event claiming one of them breaks a domain rule.
+GATEWAY_ONLY = frozenset({RequestState.SUBMITTED, RequestState.ROUTED, RequestState.UNROUTABLE,
+                          RequestState.FAILED})
 
 
 class InvalidTransition(Exception):

@@ -29,6 +29,7 @@ from metrofed import telemetry
 from metrofed.bus import topics
 from metrofed.bus.admin import ensure_topics
 from metrofed.bus.consumer import ConsumerLoop, make_consumer
+from metrofed.bus.dead_letter import DeadLetterWriter
 from metrofed.bus.producer import make_producer
 from metrofed.config import _env_float, load_settings
 from metrofed.db.engine import make_engine, upgrade_to_head
@@ -68,9 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     upgrade_to_head(engine, MIGRATIONS)
     sessions = sessionmaker(engine, expire_on_commit=False)
     bus = settings.kafka_security
-    # The shared topics exist already (the operator creates them): this only checks them, and creates the inbox.
+    group = f"centre-{centre_id}"
+    # The shared topics exist already (the operator creates them): this only checks them, and creates the
+    # inbox and the dead-letter topic.
     ensure_topics(settings.kafka_bootstrap, [*topics.federation_topics(settings.topic_replication),
-                                            topics.inbox_spec(centre_id, settings.topic_replication)],
+                                            topics.inbox_spec(centre_id, settings.topic_replication),
+                                            topics.dlq_spec(group, settings.topic_replication)],
                   security=bus)
 
     producer = make_producer(settings.kafka_bootstrap, client_id=f"centre-{centre_id}", security=bus)
@@ -100,14 +104,14 @@ def main(argv: list[str] | None = None) -> int:
             log.warning("test fault injection: SIGKILL after the inbox commit, before the offset commit")
             os.kill(os.getpid(), signal.SIGKILL)
 
-    group = f"centre-{centre_id}"
+
     def inbox_consumer():
         return make_consumer(settings.kafka_bootstrap, group, group, [topics.inbox(centre_id)], security=bus,
                              instance_id=group)
 
     # the factory lets the loop replace a consumer that stopped fetching (metrofed/bus/consumer.py)
     inbox = ConsumerLoop(inbox_consumer(), on_inbox, group=group, parenting="child", name="inbox",
-                         consumer_factory=inbox_consumer).start()
+                         dead_letters=DeadLetterWriter(producer, group), consumer_factory=inbox_consumer).start()
     server.set_serving(True)
     log.info("centre %s serving on %s:%d (%d seed capabilities published)", centre_id, host, server.port, seeded)
     if args.ready_file:

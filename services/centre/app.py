@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from metrofed.bus import topics
 from metrofed.bus.envelope import WITHDRAWN, Decoded
+from metrofed.bus.failures import PermanentFailure
 from metrofed.db.outbox import add_event, add_tombstone, already_processed, utcnow
 from metrofed.domain import records
 from metrofed.domain.capability import Capability, CentreProfile, DomainError
@@ -28,6 +29,7 @@ from metrofed.domain.lifecycle import RequestState, arrived_too_late, cancel_app
 from metrofed.errors import Conflict, NotFound
 from metrofed.protoconv import capability_to_proto, centre_to_proto, state_to_proto
 from metrofed.v1 import events_pb2, request_pb2
+from services.centre.inbox_checks import checked_inbox_event, unsatisfiable
 from services.centre.models import CapabilityRow, CertificateRow, InboxRow, Outbox, ProcessedEvent, ProfileRow
 
 log = logging.getLogger(__name__)
@@ -139,9 +141,7 @@ class CentreApp:
 
     def on_inbox_event(self, record, decoded: Decoded | None) -> None:
         """Handles one record of this centre's inbox topic, exactly once per event id."""
-        if decoded is None:
-            return
-        event = decoded.event
+        event = checked_inbox_event(decoded, self.centre_id)
         span = trace.get_current_span()
         span.set_attribute("metrofed.centre_id", self.centre_id)
         if getattr(event, "request_id", ""):
@@ -165,8 +165,14 @@ class CentreApp:
         row.need, row.quantity, row.attempt = ev.need.SerializeToString(), quantity, ev.attempt
         row.requested_by = ev.requested_by or "gateway"
         row.state, row.note = RequestState.RECEIVED.value, ""
+        why_never = unsatisfiable(ev)
+        if why_never:
+            row.capability_id = ""  # it may not even fit the column
         if existing is None:
             s.add(row)
+        if why_never:
+            self._set_state(s, row, RequestState.DECLINED, why_never)
+            return
         respond_by = ev.respond_by.ToDatetime(tzinfo=dt.timezone.utc) if ev.HasField("respond_by") else None
         cap = s.get(CapabilityRow, ev.capability_id)
         if arrived_too_late(respond_by, self._clock()):
@@ -193,7 +199,7 @@ class CentreApp:
     def _cancelled(self, s: Session, ev: events_pb2.RequestCancelled) -> None:
         row = s.get(InboxRow, ev.request_id)
         if row is None:
-            return
+            raise PermanentFailure("unknown-request", f"request_id: {ev.request_id!r} was never routed here")
         if not cancel_applies(RequestState(row.state), row.attempt, ev.attempt):
             log.info("cancel of %s attempt %d ignored: holding attempt %d in state %s", ev.request_id,
                      ev.attempt, row.attempt, row.state)

@@ -99,3 +99,95 @@ def test_feed_catches_up_applies_live_events_and_rebuilds_without_a_gap(kafka, k
     finally:
         feed.stop()
         producer.close()
+
+
+# ---- poison on the catalog topics ---------------------------------------------------------------------------
+
+def test_poison_is_rejected_counted_and_dead_lettered_once_across_restarts(kafka, kafka_admin, topic_reader):
+    """Garbage, an unknown event type, a corrupt payload, an invalid capability or centre, a tombstone naming
+    nothing: neither the rebuild nor live updates stop; each record is in the feed's dead-letter topic once,
+    even after the feed restarts and meets it again from offset 0."""
+    from metrofed.bus import acls
+    from metrofed.bus.admin import ensure_topics
+    from metrofed.bus.dead_letter import DeadLetter, DeadLetterWriter
+
+    # As the gateway: its identity and ACLs create, read and write its dead-letter topic.
+    acls.grant_gateway(kafka.bootstrap, kafka_admin)
+    gateway = kafka.security_for("gateway")
+    ensure_topics(kafka.bootstrap, [topics.dlq_spec(topics.CATALOG_GROUP)], security=gateway)
+    gateway_producer = make_producer(kafka.bootstrap, "it-feed-poison-gw", security=gateway)
+    dlq = topic_reader(topics.dlq(topics.CATALOG_GROUP))
+    centre_id = f"it-poison-{uuid.uuid4().hex[:8]}"
+    caps = load_seed()[0].capabilities[:3]
+    producer = make_producer(kafka.bootstrap, "it-feed-poison", security=kafka_admin)
+    tag = uuid.uuid4().hex[:8]
+    bad_cap = capability_to_proto(caps[0])
+    bad_cap.centre_id, bad_cap.capability_id = centre_id, "X" * 61
+    bad_centre = centre_to_proto(load_seed()[0].profile)
+    bad_centre.centre_id = "not a centre id!"
+    poison = [  # (topic, key, value, reason code)
+        (topics.CAPABILITIES, f"{centre_id}/garbage-{tag}", b"\xff\xfe garbage", "undecodable"),
+        (topics.CAPABILITIES, f"{centre_id}/new-{tag}",
+         events_pb2.Envelope(event_id=str(uuid.uuid4()), event_type="metrofed.v2.CapabilityPublished",
+                             payload=b"\x08\x01").SerializeToString(), "unknown-type"),
+        (topics.CAPABILITIES, f"{centre_id}/corrupt-{tag}",
+         events_pb2.Envelope(event_id=str(uuid.uuid4()), event_type="metrofed.v1.CapabilityPublished",
+                             payload=b"\x0a\x05ab").SerializeToString(), "undecodable"),
+        (topics.CAPABILITIES, f"{centre_id}/long-{tag}",
+         wrap(events_pb2.CapabilityPublished(capability=bad_cap), centre_id).SerializeToString(), "invalid"),
+        (topics.CENTRES, f"bad-centre-{tag}",
+         wrap(events_pb2.CentreRegistered(profile=bad_centre), "x").SerializeToString(), "invalid"),
+        (topics.CAPABILITIES, f"no-slash-{tag}", None, "invalid"),
+    ]
+    origins = {}
+    for topic, key, value, code in poison:
+        meta = producer.send(topic, key=key.encode(), value=value).get(timeout=15)
+        origins[(topic, meta.partition, meta.offset)] = code
+    publish_centre(producer, centre_id, caps)
+
+    def mine_in_dlq(letters):
+        return {d.origin: d.reason_code for d in letters if d.origin in origins}
+
+    catalog = Catalog()
+    feed = CatalogFeed(kafka.bootstrap, catalog, security=gateway, client_id="it-feed-poison",
+                       dead_letters=DeadLetterWriter(gateway_producer, topics.CATALOG_GROUP),
+                       keep_rejections=1000).start()
+    try:
+        assert catalog.wait_ready(60)
+        assert mine(catalog, centre_id) == {c.capability_id for c in caps}  # the rebuild went past the poison
+        rejected = {(r.topic, r.partition, r.offset): r for r in feed.rejections}
+        assert {o: rejected[o].code for o in origins} == origins
+        assert all(rejected[o].reason for o in origins)
+        wait(lambda: len(mine_in_dlq(DeadLetter.from_record(r) for r in dlq.settle(seconds=0.2))) == len(origins), 15)
+        letters = [DeadLetter.from_record(r) for r in dlq.records]
+        assert mine_in_dlq(letters) == origins
+        assert all(d.group == topics.CATALOG_GROUP and d.reason for d in letters if d.origin in origins)
+
+        # Live: a poison record, then a good capability: the live feed goes past it.
+        meta = producer.send(topics.CAPABILITIES, key=f"{centre_id}/live-{tag}".encode(),
+                             value=b"\x00 live garbage").get(timeout=15)
+        origins[(topics.CAPABILITIES, meta.partition, meta.offset)] = "undecodable"
+        removed = caps[0]
+        producer.send(topics.CAPABILITIES, key=f"{centre_id}/{removed.capability_id}".encode(), value=None)
+        producer.flush()
+        assert wait(lambda: removed.capability_id not in mine(catalog, centre_id))
+        assert wait(lambda: len(mine_in_dlq(DeadLetter.from_record(r) for r in dlq.settle(seconds=0.2)))
+                    == len(origins), 15)
+    finally:
+        feed.stop()
+
+    # A restart meets every poison record again from offset 0: rejected again, dead-lettered not again.
+    catalog2 = Catalog()
+    feed2 = CatalogFeed(kafka.bootstrap, catalog2, security=gateway, client_id="it-feed-poison-2",
+                        dead_letters=DeadLetterWriter(gateway_producer, topics.CATALOG_GROUP),
+                        keep_rejections=1000).start()
+    try:
+        assert catalog2.wait_ready(60)
+        assert {(r.topic, r.partition, r.offset) for r in feed2.rejections} >= set(origins)
+        dlq.settle(seconds=2.0)
+        per_origin = [DeadLetter.from_record(r).origin for r in dlq.records]
+        assert {o: per_origin.count(o) for o in origins} == {o: 1 for o in origins}
+    finally:
+        feed2.stop()
+        producer.close()
+        gateway_producer.close()

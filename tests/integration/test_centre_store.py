@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from metrofed.bus import topics
 from metrofed.bus.envelope import WITHDRAWN, unwrap, wrap
+from metrofed.bus.failures import PermanentFailure
 from metrofed.domain.lifecycle import RequestState
 from metrofed.domain.lifecycle import InvalidTransition
 from metrofed.errors import Conflict, NotFound
@@ -341,10 +342,69 @@ def test_a_cancel_after_a_late_decline_keeps_the_decline(app, caps, centre_db):
         assert s.get(InboxRow, request_id).state == "declined"
 
 
-def test_a_tombstone_or_foreign_event_on_the_inbox_is_ignored(app, centre_db):
-    app.on_inbox_event(record_for(topics.inbox(CENTRE), wrap(events_pb2.RequestRouted(), "x")), None)
+def permanent(call) -> PermanentFailure:
+    with pytest.raises(PermanentFailure) as info:
+        call()
+    return info.value
+
+
+def test_a_tombstone_or_foreign_event_on_the_inbox_is_a_permanent_failure(app, centre_db):
+    """The consumer loop dead-letters these (tests/integration/test_dead_letters.py); nothing is written."""
+    env = wrap(events_pb2.RequestRouted(), "x")
+    assert permanent(lambda: app.on_inbox_event(record_for(topics.inbox(CENTRE), env), None)).code == "invalid"
+    status = wrap(events_pb2.RequestStatusChanged(request_id="r", centre_id=CENTRE), "x")
+    assert permanent(lambda: deliver(app, status)).code == "unexpected-type"
     assert count(centre_db, ProcessedEvent) == 0
     assert count(centre_db, InboxRow) == 0
+
+
+@pytest.mark.parametrize("change, code", [
+    (dict(request_id="r" * 65), "invalid"),
+    (dict(request_id="nul\x00id"), "invalid"),
+    (dict(request_id=""), "invalid"),
+    (dict(centre_id="another-centre"), "misaddressed"),
+    (dict(enterprise_id="e" * 101), "invalid"),
+    (dict(attempt=0), "invalid"),
+])
+def test_a_routed_request_that_can_never_be_handled_is_a_permanent_failure(app, caps, centre_db, change, code):
+    env = routed(CENTRE, CAP)
+    event = unwrap(env.SerializeToString()).event
+    for field, value in change.items():
+        setattr(event, field, value)
+    env.payload = event.SerializeToString()
+    assert permanent(lambda: deliver(app, env)).code == code
+    assert count(centre_db, InboxRow) == 0
+    assert status_events(centre_db) == []
+
+
+def test_a_cancel_for_a_request_never_routed_here_is_a_permanent_failure(app, centre_db):
+    env = wrap(events_pb2.RequestCancelled(request_id=str(uuid.uuid4()), centre_id=CENTRE), "gateway")
+    assert permanent(lambda: deliver(app, env)).code == "unknown-request"
+    assert count(centre_db, ProcessedEvent) == 0
+
+
+@pytest.mark.parametrize("capability_id, need_change, why", [
+    ("Not A Capability!", {}, "capability_id: "),
+    ("x" * 61, {}, "capability_id: "),
+    (None, dict(range=request_pb2.MeasuringRange(min=0, max=10, unit="megapascalz")), "the need is invalid: need.range.unit"),
+    (None, dict(range=request_pb2.MeasuringRange(min=30, max=10, unit="MPa")), "the need is invalid: need.range"),
+])
+def test_a_routed_request_the_centre_can_never_satisfy_is_declined_with_the_reason(app, caps, centre_db,
+                                                                                    capability_id, need_change, why):
+    env = routed(CENTRE, CAP)
+    event = unwrap(env.SerializeToString()).event
+    if capability_id is not None:
+        event.capability_id = capability_id
+    for field, value in need_change.items():
+        getattr(event.need, field).CopyFrom(value)
+    env.payload = event.SerializeToString()
+    deliver(app, env)
+    (row,) = app.inbox()
+    assert (row.request_id, row.state) == (event.request_id, "declined")
+    assert row.note.startswith(why), row.note
+    (ev,) = status_events(centre_db)
+    assert (state_from_proto(ev.state), ev.attempt, ev.request_id) == (RequestState.DECLINED, 1, event.request_id)
+    assert ev.note == row.note
 
 
 # ---- through the real broker ----------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from sqlalchemy import func, select, update
 
 from metrofed.bus import topics
 from metrofed.bus.envelope import unwrap, wrap
+from metrofed.bus.failures import PermanentFailure
 from metrofed.db.outbox import utcnow
 from metrofed.domain.capability import DomainError
 from metrofed.domain.catalog import Catalog
@@ -243,13 +244,81 @@ def test_duplicate_status_events_are_ignored(gw, gateway_db):
     assert len([ev for _, ev in routed_events(gateway_db) if ev.request_id == row2.request_id]) == 2
 
 
-def test_status_for_an_unknown_request_or_of_another_kind_is_ignored(gw, gateway_db):
-    status(gw, str(uuid.uuid4()), "hz-oil-gas", RequestState.ACCEPTED, 1)
+def permanent(call) -> PermanentFailure:
+    with pytest.raises(PermanentFailure) as info:
+        call()
+    return info.value
+
+
+def test_a_status_for_an_unknown_request_or_of_another_kind_is_a_permanent_failure(gw, gateway_db):
+    """The consumer loop dead-letters these (tests/integration/test_dead_letters.py); nothing is written."""
+    assert permanent(lambda: status(gw, str(uuid.uuid4()), "hz-oil-gas", RequestState.ACCEPTED, 1)).code \
+        == "unknown-request"
     other = wrap(events_pb2.RequestCancelled(request_id="x"), "hz-oil-gas")
-    gw.on_status_event(record_for(topics.REQUEST_STATUS, other), unwrap(other.SerializeToString()))
-    gw.on_status_event(record_for(topics.REQUEST_STATUS, other), None)
+    assert permanent(lambda: gw.on_status_event(record_for(topics.REQUEST_STATUS, other),
+                                                unwrap(other.SerializeToString()))).code == "unexpected-type"
+    assert permanent(lambda: gw.on_status_event(record_for(topics.REQUEST_STATUS, other), None)).code == "invalid"
     assert count(gateway_db, RequestRow) == 0
     assert count(gateway_db, HistoryRow) == 0
+    assert count(gateway_db, ProcessedEvent) == 0
+
+
+@pytest.mark.parametrize("request_id, centre_id, state, code", [
+    ("r" * 65, "hz-oil-gas", 4, "invalid"),
+    ("", "hz-oil-gas", 4, "invalid"),
+    ("with\x00nul", "hz-oil-gas", 4, "invalid"),
+    (None, "c" * 41, 4, "invalid"),
+    (None, "hz-oil-gas", 99, "unknown-state"),
+    (None, "hz-oil-gas", 0, "invalid"),
+    (None, "hz-oil-gas", 2, "domain-rule"),  # ROUTED: only the gateway routes
+    (None, "hz-oil-gas", 10, "domain-rule"),  # FAILED: only the gateway gives up
+])
+def test_an_invalid_status_event_naming_a_request_never_changes_it(gw, gateway_db, request_id, centre_id, state,
+                                                                   code):
+    row = gw.submit("ent-acme", pressure_need())
+    before = (gw.get(row.request_id)[0].state, history(gw, row.request_id))
+    env = wrap(events_pb2.RequestStatusChanged(
+        request_id=row.request_id if request_id is None else request_id, centre_id=centre_id, state=state,
+        attempt=1), centre_id)
+    failure = permanent(lambda: gw.on_status_event(record_for(topics.REQUEST_STATUS, env),
+                                                   unwrap(env.SerializeToString())))
+    assert failure.code == code
+    assert (gw.get(row.request_id)[0].state, history(gw, row.request_id)) == before
+    assert count(gateway_db, ProcessedEvent) == 0
+
+
+def test_a_decline_after_the_deadline_passed_makes_the_request_failed_not_a_retry_loop(seed_catalog, gateway_db):
+    clock = [dt.date(2030, 1, 10)]
+    gw = GatewayApp(seed_catalog, gateway_db, today=lambda: clock[0], load_ttl_seconds=0)
+    row = gw.submit("ent-acme", pressure_need(deadline="2030-01-12"))
+    first = row.assigned_centre_id
+    clock[0] = dt.date(2030, 1, 13)  # the centre answers after the deadline
+
+    status(gw, row.request_id, first, RequestState.DECLINED, 1, note="instrument broken")
+
+    failed, hist = gw.get(row.request_id)
+    assert (failed.state, failed.attempt, failed.assigned_centre_id) == ("failed", 1, first)
+    assert [h.state for h in hist] == ["submitted", "routed", "declined", "failed"]
+    assert "need.deadline" in hist[-1].note and "in the past" in hist[-1].note
+    assert hist[-1].note.startswith(f"failover: declined by {first} (instrument broken); ")
+    assert len(routed_events(gateway_db)) == 1  # not routed anywhere else
+    # Visible and not terminal: the enterprise can still cancel it.
+    assert gw.cancel(row.request_id, "too late").state == "cancelled"
+
+
+def test_the_silence_sweeper_fails_a_request_whose_deadline_passed_once_and_moves_on(seed_catalog, gateway_db):
+    clock = [dt.date(2030, 1, 10)]
+    gw = GatewayApp(seed_catalog, gateway_db, today=lambda: clock[0], load_ttl_seconds=0)
+    late = gw.submit("ent-acme", pressure_need(deadline="2030-01-12"))
+    other = gw.submit("ent-acme", pressure_need())
+    with gateway_db.begin() as s:
+        s.execute(update(RequestRow).values(updated_at=utcnow() - dt.timedelta(minutes=10)))
+    clock[0] = dt.date(2030, 1, 13)
+
+    assert gw.sweep_silent(dt.timedelta(minutes=5)) == 2
+    assert gw.get(late.request_id)[0].state == "failed"
+    assert (gw.get(other.request_id)[0].state, gw.get(other.request_id)[0].attempt) == ("routed", 2)
+    assert gw.sweep_silent(dt.timedelta(minutes=5)) == 0  # nothing left to fail every round
 
 
 # ---- cancel ---------------------------------------------------------------------------------------------

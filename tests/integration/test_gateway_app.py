@@ -308,17 +308,17 @@ def test_a_decline_after_the_deadline_passed_makes_the_request_failed_not_a_retr
 
 def test_the_silence_sweeper_fails_a_request_whose_deadline_passed_once_and_moves_on(seed_catalog, gateway_db):
     clock = [dt.date(2030, 1, 10)]
-    gw = GatewayApp(seed_catalog, gateway_db, today=lambda: clock[0], load_ttl_seconds=0)
+    wall = Clock()  # the response deadlines' clock
+    gw = GatewayApp(seed_catalog, gateway_db, today=lambda: clock[0], load_ttl_seconds=0, clock=wall)
     late = gw.submit("ent-acme", pressure_need(deadline="2030-01-12"))
     other = gw.submit("ent-acme", pressure_need())
-    with gateway_db.begin() as s:
-        s.execute(update(RequestRow).values(updated_at=utcnow() - dt.timedelta(minutes=10)))
+    wall.now += dt.timedelta(minutes=10)
     clock[0] = dt.date(2030, 1, 13)
 
-    assert gw.sweep_silent(dt.timedelta(minutes=5)) == 2
+    assert gw.sweep_silent() == 2
     assert gw.get(late.request_id)[0].state == "failed"
     assert (gw.get(other.request_id)[0].state, gw.get(other.request_id)[0].attempt) == ("routed", 2)
-    assert gw.sweep_silent(dt.timedelta(minutes=5)) == 0  # nothing left to fail every round
+    assert gw.sweep_silent() == 0  # nothing left to fail every round
 
 
 # ---- cancel ---------------------------------------------------------------------------------------------

@@ -57,13 +57,13 @@ SERVICES = {"gateway": gw.DESCRIPTOR.services_by_name["GatewayService"],
 # ---- the federation ---------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def fuzz_federation(tmp_path_factory):
-    broker = KafkaBroker(tmp_path_factory.mktemp("fuzz-kafka"))
+def fuzz_federation(tmp_path_factory, pki):
+    broker = KafkaBroker(tmp_path_factory.mktemp("fuzz-kafka"), pki_home=pki.home)  # secured as the session's
     fed = None
     try:
         broker.start(timeout=120)
-        ensure_topics(broker.bootstrap, topics.FEDERATION_TOPICS)
-        fed = Federation(broker.bootstrap, tmp_path_factory.mktemp("fuzz-federation"), zipkin_endpoint="",
+        ensure_topics(broker.bootstrap, topics.FEDERATION_TOPICS, security=broker.admin_security)
+        fed = Federation(broker.bootstrap, tmp_path_factory.mktemp("fuzz-federation"), broker.ca, zipkin_endpoint="",
                          extra_env={"METROFED_SILENCE_SECONDS": "3600", "ZIPKIN_ENDPOINT": ""})
         fed.start_centre(SEED_DIR / f"{CENTRE}.yaml")
         fed.wait_ready(f"centre-{CENTRE}", timeout=120)
@@ -334,6 +334,7 @@ def send_batch(stubs, batch, tally: Tally, timeout: float = 20.0) -> None:
 
 # ---- the test ---------------------------------------------------------------------------------------
 
+@pytest.mark.timeout(900)  # ~150 s on a loaded 2-core machine; the project's 300 s default is too tight
 def test_no_input_gets_unknown_or_internal_from_either_api(fuzz_federation):
     fed = fuzz_federation
     gw_endpoint = fed.procs["gateway"].endpoint

@@ -59,7 +59,7 @@ CONDITIONS = 2000
 NOTE = 2000  # notes and reasons a person writes
 QUERY = 200
 MEASURAND = 200
-CERTIFICATE = 2_000_000  # DCC XML inline (the outbox slice moves it to a claim check)
+CERTIFICATE = 2 * 1024 * 1024  # DCC XML; the centre also bounds its UTF-8 bytes (centre/app.py)
 ENDPOINT = 200
 
 MAX_BANDS = 100  # the seed's largest has 3; a KCDB entry rarely has more than a dozen
@@ -246,6 +246,7 @@ LIMITS: dict[str, Limit] = {
     "CompleteRequestRequest.request_id": _id(ID),
     "CompleteRequestRequest.result_certificate": _text(CERTIFICATE, "DCC XML"),
     "CompleteRequestRequest.note": _text(NOTE),
+    "GetCertificateRequest.request_id": _id(ID),
 }
 
 

@@ -102,7 +102,7 @@ NICE_TEXT = ["", " ", "MPa", "kPa", "℃", "°C", "N·m", "%", "%RH", "r/min", "
              "99999-01-01", "0001-01-01", "20261231", "2026-W01-1", "2026-12-31T23:59", "２０２６-１２-３１",
              "JJG 52-2013", "CNAS L0123", "'; DROP TABLE requests; --", "%s%s%n", "{0}", "../../etc/passwd",
              "x" * 65, "x" * 201, "x" * 2001, "é" * 10_001]
-HUGE_TEXT = ["x" * 100_000, "x" * 2_000_001, "y" * 4_500_000]  # over the certificate limit; over the message limit
+HUGE_TEXT = ["x" * 100_000, "x" * 2_200_000, "y" * 4_500_000]  # over the certificate limit; over the message limit
 TEXT = st.one_of(
     st.sampled_from(NICE_TEXT),
     st.text(st.characters(exclude_categories=("Cs",)), max_size=40),
@@ -197,6 +197,7 @@ def valid_requests(request_ids: list[str]) -> dict[str, list]:
         "AcceptRequest": [cs.AcceptRequestRequest(request_id=i, note="ok") for i in ids],
         "DeclineRequest": [cs.DeclineRequestRequest(request_id=i, reason="busy") for i in ids],
         "CompleteRequest": [cs.CompleteRequestRequest(request_id=i, note="done") for i in ids],
+        "GetCertificate": [cs.GetCertificateRequest(request_id=i) for i in ids],
     }
 
 
@@ -253,8 +254,9 @@ def call_strategy(valid: dict[str, list]):
         for method in service.methods:
             calls.append(st.tuples(st.just(service_name), st.just(method.name),
                                    message_of(method.input_type)))
-            calls.append(st.tuples(st.just(service_name), st.just(method.name),
-                                   st.sampled_from(valid[method.name]).flatmap(mutated)))
+            if method.name in valid:  # an RPC added later is fuzzed from its descriptor until it has seeds here
+                calls.append(st.tuples(st.just(service_name), st.just(method.name),
+                                       st.sampled_from(valid[method.name]).flatmap(mutated)))
     return st.one_of(calls)
 
 

@@ -138,8 +138,8 @@ CASES = [
         centre_id="sh-icv", name=cm.LocalizedText(zh="中心\x00"))), "profile.name.zh", "NUL"),
     ("too many industries", cs.RegisterCentreRequest(profile=cp.CentreProfile(
         centre_id="sh-icv", industries=["i"] * 51)), "profile.industries", "at most 50"),
-    ("huge certificate", cs.CompleteRequestRequest(request_id="r", result_certificate="<x/>" * 500_001),
-     "result_certificate", "at most 2,000,000"),
+    ("huge certificate", cs.CompleteRequestRequest(request_id="r", result_certificate="<x/>" * 600_000),
+     "result_certificate", "at most 2,097,152"),
     ("withdraw reason", cs.WithdrawCapabilityRequest(capability_id="c" * 61), "capability_id", "at most 60"),
 ]
 

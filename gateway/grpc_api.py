@@ -5,6 +5,7 @@ from __future__ import annotations
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from metrofed.domain import units
+from metrofed.domain.limits import quote
 from metrofed.domain.capability import DomainError
 from metrofed.domain.lifecycle import RequestState
 from metrofed.protoconv import (capability_to_proto, decision_to_proto, need_from_proto,
@@ -55,7 +56,7 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         kind = service_kind_from_proto(request.service_kind, "service_kind")
         qk = request.quantity_kind or None
         if qk is not None and qk not in units.QUANTITY_KINDS:
-            raise DomainError("quantity_kind", f"unknown quantity kind {qk!r}")
+            raise DomainError("quantity_kind", f"unknown quantity kind {quote(qk)}")
         lo = hi = None
         if request.HasField("range"):
             r = request.range

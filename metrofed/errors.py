@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from metrofed.domain.limits import quote
+
 
 class NotFound(LookupError):
     def __init__(self, what: str, ident: str):
-        super().__init__(f"{what} {ident!r} not found")
+        super().__init__(f"{what} {quote(ident)} not found")
 
 
 class Conflict(RuntimeError):

@@ -19,6 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import server_interceptor
 
+from metrofed.api_input import check_limits, decode_request
 from metrofed.config import TLSFiles
 from metrofed.domain.capability import DomainError
 from metrofed.domain.lifecycle import InvalidTransition
@@ -42,14 +43,22 @@ def _status_for(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
 
 
 class ErrorInterceptor(grpc.ServerInterceptor):
+    """Maps domain errors to status codes, and is where every request is decoded and checked against
+    the input limits (metrofed.api_input): the handler it returns takes raw bytes, because grpc's own
+    decoding would answer a non-UTF-8 string with a bare INTERNAL."""
+
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
         inner = handler.unary_unary
+        deserializer = handler.request_deserializer
 
-        def wrapped(request, context):
+        def wrapped(raw, context):
             try:
+                request = raw if deserializer is None else decode_request(raw, deserializer)
+                if deserializer is not None:
+                    check_limits(request)
                 return inner(request, context)
             except Exception as exc:  # noqa: BLE001 - mapped below; unknown ones stay INTERNAL
                 mapped = _status_for(exc)
@@ -59,8 +68,7 @@ class ErrorInterceptor(grpc.ServerInterceptor):
                 context.abort(*mapped)
 
         return grpc.unary_unary_rpc_method_handler(
-            wrapped, request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer)
+            wrapped, request_deserializer=None, response_serializer=handler.response_serializer)
 
 
 class TokenInterceptor(grpc.ServerInterceptor):

@@ -29,7 +29,7 @@ from google.protobuf.message import DecodeError
 
 from metrofed import protoconv
 from metrofed.bus.envelope import UnknownEvent, wrap
-from metrofed.domain import records, units
+from metrofed.domain import limits, records, units
 from metrofed.domain.capability import (
     MEASURING_KINDS,
     Capability,
@@ -113,12 +113,14 @@ _BAD = object()  # cached "this text is not valid here": the reference path name
 _MAX_CACHE = 65_536  # entries per cache; cleared (not evicted one by one) when full
 _INF = math.inf
 _isfinite = math.isfinite
-_MAX_TEXT = 500  # records._MAX_TEXT
+_MAX_TEXT = limits.TEXT  # records._MAX_TEXT
+_bad_text = limits.bad_char  # records._str refuses these characters (after strip)
 
 _KINDS: dict[int, ServiceKind] = {protoconv.service_kind_to_proto(k): k for k in ServiceKind}
 _SITES: dict[int, Site] = {protoconv.site_to_proto(s): s for s in Site}
 _SITES[common_pb2.SITE_UNSPECIFIED] = Site.LAB
 _QUANTITY_KINDS = units.QUANTITY_KINDS
+_MAX_BANDS = limits.MAX_BANDS
 _CENTRE_ID_MATCH = records.CENTRE_ID_RE.match
 _CAPABILITY_ID_MATCH = records.CAPABILITY_ID_RE.match
 
@@ -169,14 +171,17 @@ def _text(t):
     r = _TEXTS.get(key)
     if r is None:
         zh, en = key[0].strip(), key[1].strip()
-        r = _remember(_TEXTS, key, _BAD if len(zh) > _MAX_TEXT or len(en) > _MAX_TEXT else Text(zh=zh, en=en))
+        bad = len(zh) > _MAX_TEXT or len(en) > _MAX_TEXT or _bad_text(zh) or _bad_text(en)
+        r = _remember(_TEXTS, key, _BAD if bad else Text(zh=zh, en=en))
     return r
 
 
-def _stripped(s: str) -> str:
+def _stripped(s: str):
+    """``s.strip()``, or _BAD when it holds a character records._str refuses."""
     r = _STRIPPED.get(s)
     if r is None:
-        r = _remember(_STRIPPED, s, s.strip())
+        t = s.strip()
+        r = _remember(_STRIPPED, s, _BAD if _bad_text(t) else t)
     return r
 
 
@@ -187,7 +192,8 @@ def _keywords(raw) -> tuple[str, ...] | object:
     r = _KEYWORDS.get(key)
     if r is None:
         out = tuple(k.strip() for k in key)
-        r = _BAD if any(not k or len(k) > _MAX_TEXT for k in out) else out
+        r = _BAD if len(out) > limits.MAX_KEYWORDS or any(not k or len(k) > _MAX_TEXT or _bad_text(k)
+                                                          for k in out) else out
         _remember(_KEYWORDS, key, r)
     return r
 
@@ -206,6 +212,8 @@ def _band(b, kind: str) -> RangeBand | None:
     unit, m, o, min_si, max_si, allows_negative = info
     lo_si = lo * m + o  # exactly units.to_si
     hi_si = hi * m + o
+    if not (_isfinite(lo_si) and _isfinite(hi_si)):
+        return None
     eps = 1e-12 * max(1.0, abs(lo_si), abs(hi_si))  # exactly records._check_physical
     if (min_si is not None and lo_si < min_si - eps) or (not allows_negative and lo_si < -eps) \
             or (max_si is not None and hi_si > max_si + eps):
@@ -232,6 +240,8 @@ def _band(b, kind: str) -> RangeBand | None:
             return None
         a_unit, am = ainfo
         a_si = a * am  # exactly units.delta_to_si
+        if not _isfinite(a_si):
+            return None
     else:
         a, a_unit, a_si = 0.0, "", 0.0
     if rel == 0.0 and a == 0.0:
@@ -267,7 +277,7 @@ def _fast(msg: capability_pb2.Capability, centre_id, version) -> Capability | No
         return None
     bands_msg = msg.bands
     if bands_msg:
-        if not qk:
+        if not qk or len(bands_msg) > _MAX_BANDS:
             return None
         bands = []
         for b in bands_msg:
@@ -281,7 +291,7 @@ def _fast(msg: capability_pb2.Capability, centre_id, version) -> Capability | No
     else:
         bands = ()
     method = _stripped(msg.method_code)
-    if len(method) > 120 or (measuring and not method):
+    if method is _BAD or len(method) > 120 or (measuring and not method):
         return None
     measurand = _text(msg.measurand)
     if measurand is _BAD or (measuring and not measurand.zh and not measurand.en):
@@ -291,7 +301,7 @@ def _fast(msg: capability_pb2.Capability, centre_id, version) -> Capability | No
         return None
     conditions = _stripped(msg.conditions)
     basis = _stripped(msg.basis)
-    if len(conditions) > 2000 or len(basis) > _MAX_TEXT:
+    if conditions is _BAD or basis is _BAD or len(conditions) > 2000 or len(basis) > _MAX_TEXT:
         return None
     site = _SITES.get(msg.site)
     if site is None:
@@ -299,7 +309,8 @@ def _fast(msg: capability_pb2.Capability, centre_id, version) -> Capability | No
     lead = msg.lead_time_days
     capacity = msg.capacity_per_month
     price = msg.price_cny
-    if lead < 0 or capacity < 0 or not 0.0 <= price < _INF:
+    if not (0 <= lead <= limits.MAX_LEAD_DAYS and 0 <= capacity <= limits.MAX_CAPACITY
+            and 0.0 <= price <= limits.PRICE):
         return None
     keywords = _keywords(msg.keywords)
     if keywords is _BAD:

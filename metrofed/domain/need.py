@@ -14,7 +14,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from metrofed.domain import units
+from metrofed.domain import limits, units
+from metrofed.domain.limits import quote
 from metrofed.domain.capability import DomainError, ServiceKind, Site
 
 __all__ = [
@@ -27,7 +28,9 @@ __all__ = [
     "MAX_MEASURAND_LEN",
 ]
 
-MAX_MEASURAND_LEN = 200
+MAX_MEASURAND_LEN = limits.MEASURAND
+_MEASURAND = limits.Limit("line", max_len=MAX_MEASURAND_LEN)
+_PLACE = limits.Limit("line", max_len=limits.SHORT)
 
 
 class ToleranceKind(str, enum.Enum):
@@ -133,7 +136,7 @@ class Need:
     def __post_init__(self) -> None:
         kind = self.quantity_kind or units.infer_kind(self.unit)
         if kind is None:
-            raise DomainError("need.range.unit", f"cannot tell what quantity {self.unit!r} measures")
+            raise DomainError("need.range.unit", f"cannot tell what quantity {quote(self.unit)} measures")
         object.__setattr__(self, "quantity_kind", kind)
         m, o = units.si_factor(self.unit, kind)
         object.__setattr__(self, "unit_mult", m)
@@ -181,13 +184,13 @@ def _num(v: Any, field_name: str) -> float:
     if v is None or (isinstance(v, str) and not v.strip()):
         raise DomainError(field_name, "is required")
     if isinstance(v, bool):
-        raise DomainError(field_name, f"expected a number, got {v!r}")
+        raise DomainError(field_name, f"expected a number, got {quote(v)}")
     try:
         x = float(str(v).replace("−", "-")) if isinstance(v, str) else float(v)
     except (TypeError, ValueError):
-        raise DomainError(field_name, f"expected a number, got {v!r}") from None
+        raise DomainError(field_name, f"expected a number, got {quote(v)}") from None
     if not math.isfinite(x):
-        raise DomainError(field_name, f"must be finite, got {v!r}")
+        raise DomainError(field_name, f"must be finite, got {quote(v)}")
     return x
 
 
@@ -217,7 +220,7 @@ def _enum(cls, v: Any, field_name: str, aliases: dict[str, Any] | None = None):
     try:
         return cls(s)
     except ValueError:
-        raise DomainError(field_name, f"unknown value {v!r}; one of {', '.join(m.value for m in cls)}") from None
+        raise DomainError(field_name, f"unknown value {quote(v)}; one of {', '.join(m.value for m in cls)}") from None
 
 
 _SERVICE_ALIASES = {"检定": ServiceKind.VERIFICATION, "校准": ServiceKind.CALIBRATION, "检测": ServiceKind.TESTING,
@@ -260,8 +263,10 @@ def need_from_fields(
     if not measurand and not instrument_type:
         raise DomainError("need.measurand", "name the measurand or the instrument type")
     for name, v in (("need.measurand", measurand), ("need.instrument_type", instrument_type)):
-        if len(v) > MAX_MEASURAND_LEN:
-            raise DomainError(name, f"is {len(v)} characters long, at most {MAX_MEASURAND_LEN}")
+        limits.check_text(v, name, _MEASURAND)
+    city, province = (city or "").strip(), (province or "").strip()
+    limits.check_text(city, "need.city", _PLACE)
+    limits.check_text(province, "need.province", _PLACE)
 
     if not unit or not str(unit).strip():
         raise DomainError("need.range.unit", "is required")
@@ -270,11 +275,11 @@ def need_from_fields(
     if kind is not None:
         if kind not in units.QUANTITY_KINDS:
             raise DomainError("need.quantity_kind",
-                              f"unknown quantity kind {kind!r}; one of {', '.join(sorted(units.QUANTITY_KINDS))}")
+                              f"unknown quantity kind {quote(kind)}; one of {', '.join(sorted(units.QUANTITY_KINDS))}")
     else:
         kind = units.kind_hint(str(unit)) or units.infer_kind(canon)
         if kind is None:
-            raise DomainError("need.range.unit", f"cannot tell what quantity {unit!r} measures")
+            raise DomainError("need.range.unit", f"cannot tell what quantity {quote(unit)} measures")
     units.check_kind(canon, kind, field="need.range.unit")
 
     lo = _num(range_min, "need.range.min")
@@ -283,6 +288,8 @@ def need_from_fields(
         raise DomainError("need.range.max", f"max {hi:g} is below min {lo:g}")
     q = units.QUANTITY_KINDS[kind]
     lo_si, hi_si = units.to_si(lo, canon, kind), units.to_si(hi, canon, kind)
+    if not (math.isfinite(lo_si) and math.isfinite(hi_si) and math.isfinite(hi_si - lo_si)):
+        raise DomainError("need.range", f"{lo:g}–{hi:g} {canon} is out of range once converted to SI units")
     if q.min_si is not None and lo_si < q.min_si - 1e-9:
         raise DomainError("need.range.min", f"{lo:g} {canon} is below the physical limit of {q.en}")
     if not q.allows_negative and lo_si < 0:
@@ -293,7 +300,7 @@ def need_from_fields(
     # tolerance
     tv = _num(tolerance_value, "need.tolerance.value")
     if tv <= 0:
-        raise DomainError("need.tolerance.value", f"must be > 0, got {tolerance_value!r}")
+        raise DomainError("need.tolerance.value", f"must be > 0, got {quote(tolerance_value)}")
     tu_raw = (tolerance_unit or "").strip()
     tk = _enum(ToleranceKind, tolerance_kind, "need.tolerance.kind")
     if tk is None:
@@ -310,6 +317,8 @@ def need_from_fields(
         tcanon = units.as_delta_unit(tcanon)  # ±2.5 ℃ is a difference
         units.check_kind(tcanon, kind, field="need.tolerance.unit")
         tol = Tolerance(ToleranceKind.ABSOLUTE, tv, tcanon, kind)
+        if not math.isfinite(tol.value_si):
+            raise DomainError("need.tolerance.value", f"{tv:g} {tcanon} is out of range once converted to SI units")
     elif tk is ToleranceKind.ACCURACY_CLASS:
         if tv > 20:
             raise DomainError("need.tolerance.value", f"accuracy class {tv:g} is implausible (classes run 0.05–10)")
@@ -332,7 +341,7 @@ def need_from_fields(
                     "jjf 1094": DecisionRuleKind.JJF1094_THIRD}) or DecisionRuleKind.TUR
         ratio = 4.0 if min_ratio is None else _num(min_ratio, "need.decision_rule.min_ratio")
         if ratio <= 0:
-            raise DomainError("need.decision_rule.min_ratio", f"must be > 0, got {min_ratio!r}")
+            raise DomainError("need.decision_rule.min_ratio", f"must be > 0, got {quote(min_ratio)}")
         rule = DecisionRule(rk, ratio)
 
     sk = _enum(ServiceKind, service_kind, "need.service_kind", _SERVICE_ALIASES)
@@ -340,7 +349,7 @@ def need_from_fields(
 
     qty = _num(quantity, "need.quantity")
     if qty < 1 or qty != int(qty):
-        raise DomainError("need.quantity", f"must be a whole number ≥ 1, got {quantity!r}")
+        raise DomainError("need.quantity", f"must be a whole number ≥ 1, got {quote(quantity)}")
 
     dl: _dt.date | None
     if deadline is None or deadline == "":
@@ -353,12 +362,12 @@ def need_from_fields(
         try:
             dl = _dt.date.fromisoformat(str(deadline).strip())
         except ValueError:
-            raise DomainError("need.deadline", f"expected a date YYYY-MM-DD, got {deadline!r}") from None
+            raise DomainError("need.deadline", f"expected a date YYYY-MM-DD, got {quote(deadline)}") from None
     if dl is not None and today is not None and dl < today:
         raise DomainError("need.deadline", f"{dl.isoformat()} is in the past")
 
     if legal_use is not None and not isinstance(legal_use, bool):
-        raise DomainError("need.legal_use", f"expected true, false or nothing, got {legal_use!r}")
+        raise DomainError("need.legal_use", f"expected true, false or nothing, got {quote(legal_use)}")
 
     return Need(
         measurand=measurand,
@@ -370,8 +379,8 @@ def need_from_fields(
         tolerance=tol,
         service_kind=sk,
         decision_rule=rule,
-        city=(city or "").strip(),
-        province=(province or "").strip(),
+        city=city,
+        province=province,
         deadline=dl,
         quantity_of_items=int(qty),
         site=st,

@@ -15,7 +15,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from metrofed.domain import units
+from metrofed.domain import limits, units
+from metrofed.domain.limits import quote
 from metrofed.domain.capability import (
     MEASURING_KINDS,
     Capability,
@@ -47,7 +48,8 @@ __all__ = [
 CENTRE_ID_RE = re.compile(r"^[a-z0-9-]{2,40}\Z")
 CAPABILITY_ID_RE = re.compile(r"^[a-z0-9-]{2,60}\Z")
 _CJK = re.compile(r"[\u3400-\u9fff]")
-_MAX_TEXT = 500
+_MAX_TEXT = limits.TEXT
+_TEXT_LIMITS: dict[int, limits.Limit] = {}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -75,42 +77,44 @@ def _str(v: Any, path: str, *, max_len: int = _MAX_TEXT, allow_empty: bool = Tru
     v = v.strip()
     if not allow_empty and not v:
         raise DomainError(path, "must not be empty")
-    if len(v) > max_len:
-        raise DomainError(path, f"is {len(v)} characters long, at most {max_len}")
-    return v
+    limit = _TEXT_LIMITS.get(max_len)
+    if limit is None:
+        limit = _TEXT_LIMITS.setdefault(max_len, limits.Limit("text", max_len=max_len))
+    return limits.check_text(v, path, limit)
 
 
 def _number(v: Any, path: str, *, min_value: float | None = None, min_exclusive: bool = False,
             max_value: float | None = None, max_exclusive: bool = False) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float, str)):
-        raise DomainError(path, f"expected a number, got {v!r}")
+        raise DomainError(path, f"expected a number, got {quote(v)}")
     try:
         x = float(v)
     except ValueError:
-        raise DomainError(path, f"expected a number, got {v!r}") from None
+        raise DomainError(path, f"expected a number, got {quote(v)}") from None
     if not math.isfinite(x):
-        raise DomainError(path, f"must be finite, got {v!r}")
+        raise DomainError(path, f"must be finite, got {quote(v)}")
     if min_value is not None and (x < min_value or (min_exclusive and x == min_value)):
-        raise DomainError(path, f"must be {'>' if min_exclusive else '≥'} {min_value:g}, got {v!r}")
+        raise DomainError(path, f"must be {'>' if min_exclusive else '≥'} {min_value:g}, got {quote(v)}")
     if max_value is not None and (x > max_value or (max_exclusive and x == max_value)):
-        raise DomainError(path, f"must be {'<' if max_exclusive else '≤'} {max_value:g}, got {v!r}")
+        raise DomainError(path, f"must be {'<' if max_exclusive else '≤'} {max_value:g}, got {quote(v)}")
     return x
 
 
-def _int(v: Any, path: str, *, min_value: int = 0) -> int:
-    x = _number(v, path, min_value=min_value)
+def _int(v: Any, path: str, *, min_value: int = 0, max_value: int | None = None) -> int:
+    x = _number(v, path, min_value=min_value, max_value=max_value)
     if x != int(x):
-        raise DomainError(path, f"expected a whole number, got {v!r}")
+        raise DomainError(path, f"expected a whole number, got {quote(v)}")
     return int(x)
 
 
-def _str_list(v: Any, path: str) -> tuple[str, ...]:
+def _str_list(v: Any, path: str, max_items: int = limits.MAX_LIST) -> tuple[str, ...]:
     if v is None:
         return ()
     if isinstance(v, str):
         v = [v]
     if not isinstance(v, (list, tuple, set, frozenset)):
         raise DomainError(path, f"expected a list, got {type(v).__name__}")
+    limits.check_count(len(v), path, max_items)
     return tuple(_str(x, f"{path}[{i}]", allow_empty=False) for i, x in enumerate(v))
 
 
@@ -143,7 +147,7 @@ def _enum(cls, v: Any, path: str):
     try:
         return cls(s.lower())
     except ValueError:
-        raise DomainError(path, f"unknown value {s!r}; one of {', '.join(m.value for m in cls)}") from None
+        raise DomainError(path, f"unknown value {quote(s)}; one of {', '.join(m.value for m in cls)}") from None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -158,7 +162,7 @@ def centre_from_dict(d: Mapping[str, Any], *, path: str = "centre") -> CentrePro
         d = d["centre"]
     cid = _str(_require(d, "id", path), f"{path}.id")
     if not CENTRE_ID_RE.match(cid):
-        raise DomainError(f"{path}.id", f"{cid!r} must match [a-z0-9-]{{2,40}}")
+        raise DomainError(f"{path}.id", f"{quote(cid)} must match [a-z0-9-]{{2,40}}")
     auth = d.get("authorisations") or {}
     auth = _mapping(auth, f"{path}.authorisations")
     return CentreProfile(
@@ -171,9 +175,11 @@ def centre_from_dict(d: Mapping[str, Any], *, path: str = "centre") -> CentrePro
         industries=_str_list(d.get("industries"), f"{path}.industries"),
         accreditations=_str_list(d.get("accreditations"), f"{path}.accreditations"),
         authorisations=LegalAuthorisations(
-            verification=frozenset(_str_list(auth.get("verification"), f"{path}.authorisations.verification")),
+            verification=frozenset(_str_list(auth.get("verification"), f"{path}.authorisations.verification",
+                                             limits.MAX_AUTHORISATIONS)),
             type_evaluation=frozenset(
-                _str_list(auth.get("type_evaluation"), f"{path}.authorisations.type_evaluation")
+                _str_list(auth.get("type_evaluation"), f"{path}.authorisations.type_evaluation",
+                          limits.MAX_AUTHORISATIONS)
             ),
         ),
         auto_accept=bool(d.get("auto_accept", True)),
@@ -230,10 +236,12 @@ def uncertainty_from_dict(d: Any, *, quantity_kind: str, band_unit: str, path: s
         unit_hint = d.get("absolute_unit") or units.as_delta_unit(band_unit)
         value, unit = units.parse_quantity_text(d["absolute"], field=f, default_unit=unit_hint)
         if value < 0:
-            raise DomainError(f, f"an uncertainty cannot be negative, got {d['absolute']!r}")
+            raise DomainError(f, f"an uncertainty cannot be negative, got {quote(d['absolute'])}")
         unit = units.check_kind(units.as_delta_unit(unit), quantity_kind, field=f)
         abs_value, abs_unit = value, unit
         abs_si = units.delta_to_si(value, unit, quantity_kind)
+        if not math.isfinite(abs_si):
+            raise DomainError(f, f"{value:g} {unit} is out of range once converted to SI units")
     if rel == 0.0 and abs_value == 0.0:
         raise DomainError(path, "needs a positive relative and/or absolute part (U = a·|x| + b)")
     k = _number(d.get("k", 2.0), f"{path}.k", min_value=0.0, min_exclusive=True)
@@ -247,7 +255,7 @@ def band_from_dict(d: Any, *, quantity_kind: str, path: str) -> RangeBand:
     d = _mapping(d, path)
     rng = _require(d, "range", path)
     if not isinstance(rng, (list, tuple)) or len(rng) != 2:
-        raise DomainError(f"{path}.range", f"expected [min, max], got {rng!r}")
+        raise DomainError(f"{path}.range", f"expected [min, max], got {quote(rng)}")
     lo = _number(rng[0], f"{path}.range[0]")
     hi = _number(rng[1], f"{path}.range[1]")
     if lo > hi:
@@ -256,6 +264,8 @@ def band_from_dict(d: Any, *, quantity_kind: str, path: str) -> RangeBand:
                             field=f"{path}.unit")
     lo_si = units.to_si(lo, unit, quantity_kind)
     hi_si = units.to_si(hi, unit, quantity_kind)
+    if not (math.isfinite(lo_si) and math.isfinite(hi_si)):
+        raise DomainError(f"{path}.range", f"{lo:g}–{hi:g} {unit} is out of range once converted to SI units")
     _check_physical(quantity_kind, lo_si, hi_si, lo, hi, unit, f"{path}.range")
     unc = uncertainty_from_dict(_require(d, "uncertainty", path), quantity_kind=quantity_kind, band_unit=unit,
                                 path=f"{path}.uncertainty")
@@ -279,12 +289,12 @@ def capability_from_dict(centre_id: str, d: Mapping[str, Any], version: int = 1,
     """One entry of ``capabilities:``. ``path`` prefixes error fields (``capabilities[3]``)."""
     d = _mapping(d, path)
     if not CENTRE_ID_RE.match(centre_id or ""):
-        raise DomainError("centre.id", f"{centre_id!r} must match [a-z0-9-]{{2,40}}")
+        raise DomainError("centre.id", f"{quote(centre_id)} must match [a-z0-9-]{{2,40}}")
     cap_id = _str(_require(d, "id", path), f"{path}.id")
     if not CAPABILITY_ID_RE.match(cap_id):
-        raise DomainError(f"{path}.id", f"{cap_id!r} must match [a-z0-9-]{{2,60}}")
+        raise DomainError(f"{path}.id", f"{quote(cap_id)} must match [a-z0-9-]{{2,60}}")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise DomainError(f"{path}.version", f"must be a whole number ≥ 1, got {version!r}")
+        raise DomainError(f"{path}.version", f"must be a whole number ≥ 1, got {quote(version)}")
     kind = _enum(ServiceKind, _require(d, "service_kind", path), f"{path}.service_kind")
     measuring = kind in MEASURING_KINDS
     qk_raw = d.get("quantity_kind")
@@ -293,12 +303,13 @@ def capability_from_dict(centre_id: str, d: Mapping[str, Any], version: int = 1,
     qk = _str(qk_raw, f"{path}.quantity_kind")
     if qk and qk not in units.QUANTITY_KINDS:
         raise DomainError(f"{path}.quantity_kind",
-                          f"unknown quantity kind {qk!r}; one of {', '.join(sorted(units.QUANTITY_KINDS))}")
+                          f"unknown quantity kind {quote(qk)}; one of {', '.join(sorted(units.QUANTITY_KINDS))}")
     bands_raw = d.get("bands") or []
     if not isinstance(bands_raw, (list, tuple)):
         raise DomainError(f"{path}.bands", f"expected a list, got {type(bands_raw).__name__}")
     if measuring and not bands_raw:
         raise DomainError(f"{path}.bands", f"at least one band is required for {kind.value}")
+    limits.check_count(len(bands_raw), f"{path}.bands", limits.MAX_BANDS)
     if bands_raw and not qk:
         raise DomainError(f"{path}.quantity_kind", "is required when bands are given")
     bands = tuple(band_from_dict(b, quantity_kind=qk, path=f"{path}.bands[{i}]") for i, b in enumerate(bands_raw))
@@ -317,11 +328,12 @@ def capability_from_dict(centre_id: str, d: Mapping[str, Any], version: int = 1,
         bands=bands,
         conditions=_str(d.get("conditions"), f"{path}.conditions", max_len=2000),
         site=_enum(Site, d.get("site", "lab"), f"{path}.site"),
-        lead_time_days=_int(d.get("lead_time_days", 0), f"{path}.lead_time_days"),
-        price_cny=_number(d.get("price_cny", 0.0), f"{path}.price_cny", min_value=0.0),
-        capacity_per_month=_int(d.get("capacity_per_month", 0), f"{path}.capacity_per_month"),
+        lead_time_days=_int(d.get("lead_time_days", 0), f"{path}.lead_time_days", max_value=limits.MAX_LEAD_DAYS),
+        price_cny=_number(d.get("price_cny", 0.0), f"{path}.price_cny", min_value=0.0, max_value=limits.PRICE),
+        capacity_per_month=_int(d.get("capacity_per_month", 0), f"{path}.capacity_per_month",
+                                max_value=limits.MAX_CAPACITY),
         basis=_str(d.get("basis"), f"{path}.basis"),
-        keywords=_str_list(d.get("keywords"), f"{path}.keywords"),
+        keywords=_str_list(d.get("keywords"), f"{path}.keywords", limits.MAX_KEYWORDS),
     )
 
 
@@ -370,7 +382,7 @@ def centre_file_from_dict(d: Mapping[str, Any], version: int = 1) -> tuple[Centr
     for i, c in enumerate(caps_raw):
         cap = capability_from_dict(centre.centre_id, c, version, path=f"capabilities[{i}]")
         if cap.capability_id in seen:
-            raise DomainError(f"capabilities[{i}].id", f"{cap.capability_id!r} is used twice in this centre")
+            raise DomainError(f"capabilities[{i}].id", f"{quote(cap.capability_id)} is used twice in this centre")
         seen.add(cap.capability_id)
         caps.append(cap)
     return centre, caps

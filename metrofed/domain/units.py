@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import pint
 
 from metrofed.domain.capability import DomainError
+from metrofed.domain.limits import quote
 
 __all__ = [
     "UREG",
@@ -301,32 +302,101 @@ def _canonical(unit: pint.Unit) -> str:
     return s.replace("Δ°C", "delta_degC").replace("Δ°F", "delta_degF")
 
 
+# Bounds on a unit expression, checked before pint sees it: pint evaluates exponents with Python
+# numbers, so "bar**1000000" overflows on conversion, "Pa**1e9" likewise, and "2**1000**1000" computes
+# a huge integer for minutes. No unit a metrologist writes needs more than these.
+MAX_UNIT_TEXT = 64  # characters (limits.UNIT)
+MAX_EXPONENT = 12  # |n| in "m**n"
+MAX_PAREN_DEPTH = 4
+
+_TOKEN = re.compile(r"\s+|\*\*|[*/()+\-]|\d+(?:\.\d*)?(?:[eE][+\-]?\d+)?|\.\d+(?:[eE][+\-]?\d+)?|[^\W\d]\w*|.",
+                    re.S)
+_PLAIN_NUMBER = re.compile(r"\d+(?:\.\d+)?\Z")
+
+
+class _Absurd(LookupError):
+    """A unit expression refused for its shape (exponent, nesting, scale), with the reason."""
+
+
+def _check_expression(norm: str) -> None:
+    tokens = [t for t in _TOKEN.findall(norm) if not t.isspace()]
+    depth = 0
+    for i, t in enumerate(tokens):
+        if t == "(":
+            depth += 1
+            if depth > MAX_PAREN_DEPTH:
+                raise _Absurd(f"nests parentheses deeper than {MAX_PAREN_DEPTH}")
+        elif t == ")":
+            depth -= 1
+        elif t == "**":
+            j = i + 1
+            if j < len(tokens) and tokens[j] in ("+", "-"):
+                j += 1
+            if j >= len(tokens) or not _PLAIN_NUMBER.match(tokens[j]):
+                raise _Absurd("an exponent must be a plain number, e.g. m**2 or s**-1")
+            if float(tokens[j]) > MAX_EXPONENT:
+                raise _Absurd(f"exponent {tokens[j][:8]} is out of range; at most ±{MAX_EXPONENT}")
+            if j + 1 < len(tokens) and tokens[j + 1] == "**":
+                raise _Absurd("chained exponents (a**b**c) are not a unit")
+
+
+def _scale_ok(unit: pint.Unit) -> None:
+    """The unit converts to SI with a finite, non-zero factor (else every later conversion fails)."""
+    try:
+        magnitude = float(UREG.Quantity(1.0, unit).to_root_units().magnitude)
+    except Exception:  # noqa: BLE001 - pint raises OverflowError, ZeroDivisionError, its own errors, ...
+        raise _Absurd("cannot be converted to SI units (its scale overflows)") from None
+    if not math.isfinite(magnitude) or magnitude == 0.0:
+        raise _Absurd("cannot be converted to SI units (its scale overflows)")
+
+
 @functools.lru_cache(maxsize=4096)
 def _parse_unit_text(text: str) -> str:
     norm = normalise_unit_text(text)
+    _check_expression(norm)
     try:
         unit = _parse_unit_cached(norm)
     except Exception as exc:  # pint raises UndefinedUnitError, DefinitionSyntaxError, TokenError, ...
         raise LookupError(norm) from exc
     if not isinstance(unit, pint.Unit):  # "2 kPa" would parse as a quantity in some paths
         raise LookupError(norm)
-    return _canonical(unit)
+    _scale_ok(unit)
+    try:
+        canon = _canonical(unit)
+    except Exception as exc:  # noqa: BLE001 - a unit pint parses but cannot print is no unit of ours
+        raise LookupError(norm) from exc
+    # The canonical form must parse back (the hot path re-reads it): "m*m*…*m" adds up exponents.
+    if len(canon) > MAX_UNIT_TEXT:
+        raise _Absurd(f"is {len(canon)} characters long written out; at most {MAX_UNIT_TEXT}")
+    _check_expression(canon)
+    return canon
 
 
 def parse_unit(text: str, *, field: str = "unit") -> str:
     """Canonical unit string for ``text`` (Chinese forms accepted): ``"千帕"`` -> ``"kPa"``,
     ``"牛·米"`` -> ``"N*m"``, ``"℃"`` -> ``"°C"``, ``"r/min"`` -> ``"rpm"``, ``"%RH"`` -> ``"%"``.
 
-    The result parses back to itself. Raises :class:`UnitError` quoting the text, with suggestions.
+    The result parses back to itself. Raises :class:`UnitError` quoting (a prefix of) the text, with
+    suggestions; absurd expressions (long, deep, huge exponents, overflowing scale) are refused before
+    or around pint, never let through as another exception.
     """
     if not isinstance(text, str):
         raise UnitError(field, f"unit must be text, got {type(text).__name__}")
+    if len(text) > MAX_UNIT_TEXT:
+        raise UnitError(field, f"a unit expression of {len(text):,} characters; at most {MAX_UNIT_TEXT}")
+    if any(ch < " " or "\x7f" <= ch <= "\x9f" for ch in text):
+        raise UnitError(field, f"unit {quote(text)} contains a control character")
     try:
         return _parse_unit_text(text)
+    except _Absurd as exc:
+        raise UnitError(field, f"unit {quote(text)}: {exc.args[0]}") from None
     except LookupError:
-        sugg = _suggest(text.strip(), normalise_unit_text(text))
-        hint = f"; did you mean {', '.join(repr(s) for s in sugg)}?" if sugg else ""
-        raise UnitError(field, f"unknown unit {text!r}{hint}") from None
+        pass
+    except Exception:  # noqa: BLE001 - defence in depth: whatever pint still raises is a bad unit
+        raise UnitError(field, f"unknown unit {quote(text)}") from None
+    sugg = _suggest(text.strip(), normalise_unit_text(text))
+    hint = f"; did you mean {', '.join(repr(s) for s in sugg)}?" if sugg else ""
+    raise UnitError(field, f"unknown unit {quote(text)}{hint}")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -401,24 +471,24 @@ def _check_kind_cached(unit: str, kind: str) -> tuple[str | None, tuple[type[Dom
 def _check_kind(unit: str, kind: str, field: str) -> str:
     q = QUANTITY_KINDS.get(kind)
     if q is None:
-        raise DomainError(field, f"unknown quantity kind {kind!r}; one of {', '.join(sorted(QUANTITY_KINDS))}")
+        raise DomainError(field, f"unknown quantity kind {quote(kind)}; one of {', '.join(sorted(QUANTITY_KINDS))}")
     canon = parse_unit(unit, field=field)
     u = _unit(canon)
     dim = u.dimensionality
     if dim != _KIND_DIMS[kind]:
         raise UnitError(
             field,
-            f"unit {unit!r} measures {dim}, not {q.en} ({q.zh}, {q.dimensionality}, e.g. {q.si_unit})",
+            f"unit {quote(unit)} measures {dim}, not {q.en} ({q.zh}, {q.dimensionality}, e.g. {q.si_unit})",
         )
     rp = _radian_power(canon)
     if kind == "illuminance":
         return canon
     if q.radian_power is not None and rp != q.radian_power:
         if q.radian_power == 1:
-            raise UnitError(field, f"unit {unit!r} is not an angle unit, as {q.en} ({q.zh}) needs")
-        raise UnitError(field, f"unit {unit!r} carries an angle; {q.en} ({q.zh}) is not an angular quantity")
+            raise UnitError(field, f"unit {quote(unit)} is not an angle unit, as {q.en} ({q.zh}) needs")
+        raise UnitError(field, f"unit {quote(unit)} carries an angle; {q.en} ({q.zh}) is not an angular quantity")
     if q.cycles and rp not in (0, 1):
-        raise UnitError(field, f"unit {unit!r} does not fit {q.en} ({q.zh})")
+        raise UnitError(field, f"unit {quote(unit)} does not fit {q.en} ({q.zh})")
     return canon
 
 
@@ -539,22 +609,22 @@ def _parse_quantity_cached(text: str, default_unit: str):
 
 def _parse_quantity(text, field: str, default_unit: str) -> tuple[float, str]:
     if isinstance(text, bool):
-        raise DomainError(field, f"expected a value with a unit, got {text!r}")
+        raise DomainError(field, f"expected a value with a unit, got {quote(text)}")
     if isinstance(text, (int, float)):
         if not default_unit:
-            raise DomainError(field, f"{text!r} has no unit; write it as e.g. '{text} Pa'")
+            raise DomainError(field, f"{quote(text)} has no unit; write it as e.g. '{text} Pa'")
         return float(text), parse_unit(default_unit, field=field)
     if not isinstance(text, str):
         raise DomainError(field, f"expected text like '2 Pa', got {type(text).__name__}")
     m = _NUM.match(text)
     if not m:
-        raise DomainError(field, f"cannot read {text!r} as a number with a unit (e.g. '2 Pa')")
+        raise DomainError(field, f"cannot read {quote(text)} as a number with a unit (e.g. '2 Pa')")
     value = _to_float(m.group(1))
     if not math.isfinite(value):
-        raise DomainError(field, f"{text!r} is not a finite number")
+        raise DomainError(field, f"{quote(text)} is not a finite number")
     unit_text = m.group(2) or default_unit
     if not unit_text:
-        raise DomainError(field, f"{text!r} has no unit; write it as e.g. '{value} Pa'")
+        raise DomainError(field, f"{quote(text)} has no unit; write it as e.g. '{value} Pa'")
     return value, parse_unit(unit_text, field=field)
 
 
@@ -566,13 +636,13 @@ def parse_relative(value: str | float | int, *, field: str) -> float:
     """A relative value as a plain fraction: ``"0.02 %"`` -> 0.0002, ``"5 ppm"`` -> 5e-6,
     ``0.0002`` -> 0.0002 (a bare number is already a fraction). Must be finite and ≥ 0."""
     if isinstance(value, bool):
-        raise DomainError(field, f"expected a relative value like '0.02 %', got {value!r}")
+        raise DomainError(field, f"expected a relative value like '0.02 %', got {quote(value)}")
     if isinstance(value, (int, float)):
         frac = float(value)
     elif isinstance(value, str):
         m = _NUM.match(value)
         if not m:
-            raise DomainError(field, f"cannot read {value!r} as a relative value (e.g. '0.02 %', '5 ppm')")
+            raise DomainError(field, f"cannot read {quote(value)} as a relative value (e.g. '0.02 %', '5 ppm')")
         num = _to_float(m.group(1))
         unit = m.group(2).replace(" ", "")
         if unit == "":
@@ -580,13 +650,13 @@ def parse_relative(value: str | float | int, *, field: str) -> float:
         elif unit in _RELATIVE_UNITS:
             frac = num / _RELATIVE_UNITS[unit]
         else:
-            raise DomainError(field, f"{value!r}: a relative value takes %, ppm, ppb or ‰, not {unit!r}")
+            raise DomainError(field, f"{quote(value)}: a relative value takes %, ppm, ppb or ‰, not {quote(unit)}")
     else:
         raise DomainError(field, f"expected a relative value like '0.02 %', got {type(value).__name__}")
     if not math.isfinite(frac):
-        raise DomainError(field, f"{value!r} is not finite")
+        raise DomainError(field, f"{quote(value)} is not finite")
     if frac < 0:
-        raise DomainError(field, f"relative value {value!r} must not be negative")
+        raise DomainError(field, f"relative value {quote(value)} must not be negative")
     return frac
 
 

@@ -27,6 +27,7 @@ from metrofed.domain.capability import Capability, CentreProfile, DomainError
 from metrofed.domain.dcc import minimal_certificate
 from metrofed.domain.lifecycle import RequestState, arrived_too_late, cancel_applies, transition
 from metrofed.errors import Conflict, NotFound
+from metrofed.domain.limits import quote
 from metrofed.protoconv import capability_to_proto, centre_to_proto, state_to_proto
 from metrofed.v1 import events_pb2, request_pb2
 from services.centre.inbox_checks import checked_inbox_event, unsatisfiable
@@ -55,8 +56,8 @@ class CentreApp:
 
     def register(self, profile: CentreProfile) -> CentreProfile:
         if profile.centre_id != self.centre_id:
-            raise DomainError("profile.centre_id", f"this service is centre {self.centre_id!r}, "
-                                                   f"not {profile.centre_id!r}")
+            raise DomainError("profile.centre_id", f"this service is centre {quote(self.centre_id)}, "
+                                                   f"not {quote(profile.centre_id)}")
         with self._sessions.begin() as s:
             row = s.get(ProfileRow, self.centre_id)
             data = records.centre_to_dict(profile)
@@ -82,7 +83,7 @@ class CentreApp:
         with self._sessions.begin() as s:
             row = s.get(CapabilityRow, cap.capability_id)
             if row is not None and not row.withdrawn:
-                raise Conflict(f"capability {cap.capability_id!r} exists: revise it instead")
+                raise Conflict(f"capability {quote(cap.capability_id)} exists: revise it instead")
             version = 1 if row is None else row.version + 1
             cap = replace(cap, centre_id=self.centre_id, version=version)
             self._store(s, row, cap)

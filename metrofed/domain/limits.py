@@ -69,6 +69,7 @@ MAX_AUTHORISATIONS = 200  # JJG codes a centre may verify under
 
 MAX_LEAD_DAYS = 3650  # ten years: a longer lead time is a typo, not a service
 MAX_CAPACITY = 1_000_000
+MAX_RESPONSE_SLA = 7 * 24 * 3600  # a week: longer is no response SLA (docs/failover.md)
 VALUE = 1e18  # |range limit|: ohms of insulation reach 1e15; anything past this is a typo or an attack
 PRICE = 1e9
 INT32_MAX = 2**31 - 1
@@ -230,6 +231,7 @@ LIMITS: dict[str, Limit] = {
     "CentreProfile.authorisations": _MSG,
     "CentreProfile.auto_accept": _FLAG,
     "CentreProfile.grpc_endpoint": _line(ENDPOINT, "informational"),
+    "CentreProfile.response_sla_seconds": _int(0, MAX_RESPONSE_SLA, "seconds; 0: the gateway's default"),
     "LegalAuthorisations.verification": _line(TEXT, items=MAX_AUTHORISATIONS),
     "LegalAuthorisations.type_evaluation": _line(TEXT, items=MAX_AUTHORISATIONS),
     # ---- CentreService requests -----------------------------------------------------------------------

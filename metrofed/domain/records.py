@@ -188,7 +188,7 @@ def centre_from_dict(d: Mapping[str, Any], *, path: str = "centre") -> CentrePro
 
 
 # A week: longer is no response SLA; the bound also keeps the gateway's deadline arithmetic finite.
-MAX_RESPONSE_SLA_SECONDS = 7 * 24 * 3600
+MAX_RESPONSE_SLA_SECONDS = limits.MAX_RESPONSE_SLA
 
 
 def _response_sla(v: Any, path: str) -> int:

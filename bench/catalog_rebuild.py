@@ -17,7 +17,10 @@ The broker is secured as everywhere (TLS with client certificates, ACLs; the ben
 identity); ``--insecure`` runs it in PLAINTEXT to measure what TLS costs.
 
 Events are encoded and decoded exactly as on the bus (``metrofed.bus.codec``: the centres' envelope, the
-gateway feed's decode path).
+gateway feed's decode path), and signed as on the bus: each of the 60 synthetic centres is enrolled in a
+throwaway trust home and signs its own records in relay batches of ``--seal-batch`` (default 100; a live
+centre's relay signs what one round sends, 1–500 records); the rebuild verifies every record with the
+feed's own check (``gateway.catalog_feed.check_signed``). ``--unsigned`` measures the path without seals.
 """
 
 from __future__ import annotations
@@ -76,15 +79,47 @@ def _create_topic(bootstrap: str, security: KafkaSecurity) -> None:
         admin.close()
 
 
-def produce(bootstrap: str, events, codec: Codec, security: KafkaSecurity) -> float:
+def seal(events, codec: Codec, home, batch: int) -> list[tuple[str, bytes | None, list]]:
+    """Each centre signs its own records, ``batch`` at a time, as its outbox relay would."""
+    import uuid
+
+    from metrofed.bus.envelope import WITHDRAWN
+    from metrofed.bus.signed import H_EVENT_ID, H_EVENT_TYPE, seal_batch
+    from metrofed.trust.signing import Signer
+
+    items, by_centre = [], {}
+    for i, (key, cap) in enumerate(events):
+        if cap is None:
+            event_id, event_type, value = str(uuid.uuid4()), WITHDRAWN, None
+        else:
+            value = codec.encode(cap)
+            event_id, event_type = "", ""
+        items.append((key, value, [] if value is not None else
+                      [(H_EVENT_ID, event_id.encode()), (H_EVENT_TYPE, event_type.encode())]))
+        by_centre.setdefault(key.split("/", 1)[0], []).append((i, event_id, event_type))
+    out = list(items)
+    for centre, members in by_centre.items():
+        party = f"centre-{centre}"
+        home.enrol(party, "centre")
+        signer = Signer.from_file(party, home.signing_key_file(party))
+        for j in range(0, len(members), batch):
+            chunk = members[j:j + batch]
+            sealed = seal_batch(signer, [(TOPIC, items[i][0], items[i][1], eid, ety, 0, None)
+                                         for i, eid, ety in chunk])
+            for (i, _e, _t), (value, headers) in zip(chunk, sealed):
+                out[i] = (items[i][0], value, items[i][2] + headers)
+    return out
+
+
+def produce(bootstrap: str, records, codec: Codec, security: KafkaSecurity) -> float:
     from kafka import KafkaProducer
 
     prod = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, batch_size=512 * 1024,
                          max_request_size=8 * 1024 * 1024, **security.client_kwargs())
     t = time.perf_counter()
     try:
-        for key, cap in events:
-            prod.send(TOPIC, key=key.encode(), value=None if cap is None else codec.encode(cap))
+        for key, value, headers in records:
+            prod.send(TOPIC, key=key.encode(), value=value, headers=headers)
         prod.flush(timeout=300)
     finally:
         prod.close(timeout=30)
@@ -113,12 +148,14 @@ def _gc_paused():
 
 
 def rebuild(bootstrap: str, codec: Codec, *, security: KafkaSecurity, check_crcs: bool = True,
-            config: dict | None = None, gc_pause: bool = True) -> dict:
+            config: dict | None = None, gc_pause: bool = True, verifier=None) -> dict:
     """Consume from offset 0 until caught up with the end offsets seen at start; return timings.
     Consumer settings and the GC pause are the gateway catalog feed's (``gateway.catalog_feed``)."""
     import contextlib
 
     from kafka import KafkaConsumer, TopicPartition
+
+    from gateway.catalog_feed import check_signed
 
     cfg = consumer_config(config)
     cfg["check_crcs"] = check_crcs
@@ -133,7 +170,7 @@ def rebuild(bootstrap: str, codec: Codec, *, security: KafkaSecurity, check_crcs
         end = consumer.end_offsets(parts)
         builder = CatalogBuilder()
         events = 0
-        decode_s = 0.0
+        decode_s = verify_s = 0.0
         pending = {tp for tp in parts if end[tp] > 0}
         t0 = time.perf_counter()
         with _gc_paused() if gc_pause else contextlib.nullcontext():
@@ -142,6 +179,10 @@ def rebuild(bootstrap: str, codec: Codec, *, security: KafkaSecurity, check_crcs
                 for tp, records in batch.items():
                     for r in records:
                         stamp = Stamp(r.timestamp, r.partition, r.offset)
+                        if verifier is not None:
+                            v0 = time.perf_counter()
+                            check_signed(verifier, r)
+                            verify_s += time.perf_counter() - v0
                         if r.value is None:
                             centre_id, _, cap_id = r.key.decode().partition("/")
                             builder.remove_capability(centre_id, cap_id, stamp)
@@ -158,7 +199,8 @@ def rebuild(bootstrap: str, codec: Codec, *, security: KafkaSecurity, check_crcs
         t1 = time.perf_counter()
         snap = builder.build()
         build_s = time.perf_counter() - t1
-        return {"events": events, "catch_up_s": caught_up, "decode_s": decode_s, "build_s": build_s,
+        return {"events": events, "catch_up_s": caught_up, "decode_s": decode_s, "verify_s": verify_s,
+                "build_s": build_s,
                 "capabilities": len(snap), "centres_seen": len(snap.stats().by_centre)}
     finally:
         consumer.close()
@@ -169,6 +211,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--events", type=int, default=100_000)
     ap.add_argument("--quick", action="store_true", help="CI smoke: 10k events")
     ap.add_argument("--keep", action="store_true", help="keep the broker's data directory")
+    ap.add_argument("--unsigned", action="store_true", help="no seals and no verification (the bare path)")
+    ap.add_argument("--seal-batch", type=int, default=100, help="records per signature (a relay round)")
     ap.add_argument("--crc-only", action="store_true", help="skip the check_crcs=False comparison run")
     ap.add_argument("--no-gc-pause", action="store_true",
                     help="leave the cyclic GC running during the catch-up (the feed pauses it)")
@@ -198,6 +242,21 @@ def main(argv: list[str] | None = None) -> dict:
     t = time.perf_counter()
     events = _events(n)
     print(f"  generated {len(events):,} events in {time.perf_counter() - t:.1f} s")
+    verifier = None
+    if a.unsigned:
+        records = [(k, None if c is None else codec.encode(c), []) for k, c in events]
+        print("  unsigned records, no verification (--unsigned)")
+    else:
+        from metrofed.trust.home import FederationHome
+        from metrofed.trust.signing import Verifier
+
+        home = FederationHome(Path(tempfile.mkdtemp(prefix="metrofed-bench-trust-")))
+        home.init()
+        t = time.perf_counter()
+        records = seal(events, codec, home, a.seal_batch)
+        verifier = Verifier(home.store())
+        print(f"  signed by {len(home.store().parties())} centres in batches of {a.seal_batch} "
+              f"in {time.perf_counter() - t:.1f} s; the rebuild verifies every record")
     data_dir = Path(tempfile.mkdtemp(prefix="metrofed-bench-kafka-"))
     broker = KafkaBroker(data_dir / "kafka", pki_home=data_dir, insecure=a.insecure)
     security = broker.admin_security
@@ -207,11 +266,12 @@ def main(argv: list[str] | None = None) -> dict:
         broker.start()
         print(f"  broker up at {broker.bootstrap} in {time.perf_counter() - t:.1f} s")
         _create_topic(broker.bootstrap, security)
-        prod_s = produce(broker.bootstrap, events, codec, security)
+        prod_s = produce(broker.bootstrap, records, codec, security)
         print(f"  produced {n:,} events in {prod_s:.1f} s ({n / prod_s:,.0f} events/s, acks=all)")
         results = {}
         for crcs in ((True,) if a.crc_only else (True, False)):
-            r = rebuild(broker.bootstrap, codec, security=security, check_crcs=crcs, config=overrides, gc_pause=not a.no_gc_pause)
+            r = rebuild(broker.bootstrap, codec, security=security, check_crcs=crcs, config=overrides,
+                        gc_pause=not a.no_gc_pause, verifier=verifier)
             rate = r["events"] / r["catch_up_s"]
             total = r["events"] / (r["catch_up_s"] + r["build_s"])
             fetch_s = r["catch_up_s"] - r["decode_s"]
@@ -220,7 +280,8 @@ def main(argv: list[str] | None = None) -> dict:
                   f"[goal >= {GOAL_EVENTS_PER_S:,}: {'MET' if rate >= GOAL_EVENTS_PER_S else 'MISSED'}]")
             print(f"    where the time goes: kafka-python fetch+parse+builder {fetch_s:.2f} s "
                   f"({r['events'] / max(fetch_s, 1e-9):,.0f} events/s), decode {r['decode_s']:.2f} s "
-                  f"({r['events'] / max(r['decode_s'], 1e-9):,.0f} events/s); index build {r['build_s']:.2f} s; "
+                  f"({r['events'] / max(r['decode_s'], 1e-9):,.0f} events/s), signature checks {r['verify_s']:.2f} s; "
+                  f"index build {r['build_s']:.2f} s; "
                   f"end to end incl. build {total:,.0f} events/s; {r['capabilities']:,} capabilities of "
                   f"{r['centres_seen']} centres")
             r.update(rate=rate, rate_incl_build=total, codec=codec.name)

@@ -23,9 +23,9 @@ from pathlib import Path
 from infra.devstack import KafkaBroker
 from infra.devstack._proc import rss_kib
 from infra.federation import SEED_DIR, Federation
-from metrofed import client
 from metrofed.bus import topics
 from metrofed.bus.admin import ensure_topics
+from metrofed.domain.access import Role
 from metrofed.v1 import gateway_service_pb2 as gw
 from metrofed.v1 import request_pb2 as rq
 
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--centres", default="hz-oil-gas,sh-marine-power,hf-nev-energy,cz-rail")
-    ap.add_argument("--insecure", action="store_true", help="no TLS, no ACLs: only to measure what they cost")
+    ap.add_argument("--insecure", action="store_true", help="no TLS, ACLs, credentials or signatures: only to measure what they cost")
     args = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="metrofed-bench-e2e-"))
     broker = KafkaBroker(work / "kafka", pki_home=work, insecure=args.insecure)
@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
             fed.start_centre(SEED_DIR / f"{c}.yaml")
         fed.start_gateway()
         fed.wait_ready(timeout=120)
-        stub = client.gateway(fed.procs["gateway"].endpoint, ca=broker.ca and broker.ca.ca_cert_path)
+        stub = fed.gateway_as("bench", Role.OPERATOR)
+        enterprises = [fed.gateway_as(f"bench-{i}") for i in range(50)]  # each with its own credential
         for _ in range(100):
             res = stub.SearchCatalog(gw.SearchCatalogRequest(limit=1), timeout=5)
             if {c.value for f in res.facets if f.name == "centre" for c in f.counts} >= set(centres):
@@ -71,8 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         submit, e2e, not_accepted = [], [], 0
         for i in range(args.requests):
             t0 = time.perf_counter()
-            req = stub.SubmitRequest(gw.SubmitRequestRequest(enterprise_id=f"bench-{i % 50}", need=NEED),
-                                     timeout=10).request
+            req = enterprises[i % 50].SubmitRequest(gw.SubmitRequestRequest(need=NEED), timeout=10).request
             submit.append(time.perf_counter() - t0)
             deadline = t0 + 10
             while True:

@@ -25,11 +25,14 @@ from metrofed.bus.admin import ensure_topics
 from metrofed.bus.consumer import ConsumerLoop, make_consumer
 from metrofed.bus.dead_letter import DeadLetterWriter
 from metrofed.bus.producer import make_producer
+from metrofed.bus.signed import authenticated, status_from_its_centre
 from metrofed.config import _env_float, load_settings
 from metrofed.db.engine import make_engine, upgrade_to_head
 from metrofed.db.outbox import OutboxRelay
 from metrofed.domain.catalog import Catalog
 from metrofed.grpc_server import Server, wait_for_termination_signal
+from metrofed.trust.grpc_auth import AuthInterceptor, allow_anonymous_callers
+from metrofed.trust.runtime import load_service_trust
 from metrofed.v1 import gateway_service_pb2, gateway_service_pb2_grpc
 from gateway.app import GatewayApp
 from gateway.catalog_feed import CatalogFeed
@@ -57,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     telemetry.setup_tracing("metrofed-gateway", zipkin_endpoint=settings.zipkin_endpoint,
                             otlp_endpoint=settings.otlp_endpoint)
 
+    trust = None if settings.insecure else load_service_trust(settings, "gateway")
+    if trust is None:
+        log.warning("METROFED_INSECURE=1: no TLS, no caller credentials, no event signatures (benchmarks only)")
+        allow_anonymous_callers()
+
     engine = make_engine(settings.database_url)
     upgrade_to_head(engine, MIGRATIONS)
     sessions = sessionmaker(engine, expire_on_commit=False)
@@ -67,27 +75,30 @@ def main(argv: list[str] | None = None) -> int:
                   security=bus)
 
     producer = make_producer(settings.kafka_bootstrap, client_id="gateway", security=bus)
-    relay = OutboxRelay(sessions, Outbox, producer, poll_seconds=settings.outbox_poll_seconds,
+    relay = OutboxRelay(sessions, Outbox, producer, signer=trust and trust.signer,
+                        poll_seconds=settings.outbox_poll_seconds,
                         # a key waits at most 2 s between tries: after a broker restart every key has failed a
                         # few times, and a longer wait only delays its first send (docs/failover.md)
                         retry_max_seconds=2.0, name="outbox-gateway").start()
     catalog = Catalog()
     feed = CatalogFeed(settings.kafka_bootstrap, catalog, security=bus,
-                       topic_replication=settings.topic_replication,
+                       topic_replication=settings.topic_replication, verifier=trust and trust.events,
                        dead_letters=DeadLetterWriter(producer, topics.CATALOG_GROUP)).start()
     app = GatewayApp(catalog, sessions, on_commit=relay.notify, default_sla=silence, clock_skew=skew)
 
     server = Server(settings.listen,
                     [lambda s: gateway_service_pb2_grpc.add_GatewayServiceServicer_to_server(GatewayServicer(app), s)],
                     [gateway_service_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name],
-                    tls=settings.tls, token=os.environ.get("METROFED_GATEWAY_TOKEN", ""))
+                    tls=settings.tls, auth=trust and AuthInterceptor(trust.tokens))
     server.start()
     def status_consumer():
         return make_consumer(settings.kafka_bootstrap, STATUS_GROUP, "gateway-status", [topics.REQUEST_STATUS],
                              security=bus)
 
     # the factory lets the loop replace a consumer that stopped fetching (metrofed/bus/consumer.py)
-    status = ConsumerLoop(status_consumer(), app.on_status_event, group=STATUS_GROUP, parenting="child",
+    status = ConsumerLoop(status_consumer(),
+                          authenticated(trust.events, app.on_status_event, status_from_its_centre)
+                          if trust else app.on_status_event, group=STATUS_GROUP, parenting="child",
                           name="status", dead_letters=DeadLetterWriter(producer, STATUS_GROUP),
                           consumer_factory=status_consumer).start()
 

@@ -25,6 +25,7 @@ from metrofed.bus import topics
 from metrofed.bus.envelope import Decoded
 from metrofed.bus.failures import PermanentFailure
 from metrofed.db.outbox import add_event, already_processed, utcnow
+from metrofed.domain.access import Principal, owns_request
 from metrofed.domain.capability import DomainError
 from metrofed.domain.catalog import Catalog, CatalogSnapshot, route_need
 from metrofed.domain.lifecycle import (TERMINAL, RequestState, judge_status_event, needs_compensation,
@@ -187,29 +188,35 @@ class GatewayApp:
                                                     reason=reason[:2000], attempt=attempt,
                                                     reason_code=reason_code))
 
-    def get(self, request_id: str) -> tuple[RequestRow, list[HistoryRow]]:
+    def get(self, request_id: str, viewer: Principal | None = None) -> tuple[RequestRow, list[HistoryRow]]:
+        """``viewer`` None: the gateway itself. Another enterprise's request is NOT_FOUND, not
+        PERMISSION_DENIED: a caller must not learn which request ids exist (docs/security.md)."""
         _required(request_id, "request_id", 64)
         with self._sessions() as s:
             row = s.get(RequestRow, request_id)
-            if row is None:
+            if row is None or (viewer is not None and not owns_request(viewer, row.enterprise_id)):
                 raise NotFound("request", request_id)
             history = s.scalars(select(HistoryRow).where(HistoryRow.request_id == request_id)
                                 .order_by(HistoryRow.id)).all()
             return row, list(history)
 
-    def list(self, enterprise_id: str, limit: int = 50) -> list[RequestRow]:
-        _required(enterprise_id, "enterprise_id", 100)
+    def list(self, enterprise_id: str | None, limit: int = 50) -> list[RequestRow]:
+        """The newest requests of ``enterprise_id``, or of every enterprise when None (operators)."""
+        if enterprise_id is not None:
+            _required(enterprise_id, "enterprise_id", 100)
         if limit < 0:
             raise DomainError("limit", "must not be negative")
+        q = select(RequestRow)
+        if enterprise_id is not None:
+            q = q.where(RequestRow.enterprise_id == enterprise_id)
         with self._sessions() as s:
-            return list(s.scalars(select(RequestRow).where(RequestRow.enterprise_id == enterprise_id)
-                                  .order_by(RequestRow.created_at.desc()).limit(min(limit or 50, 500))))
+            return list(s.scalars(q.order_by(RequestRow.created_at.desc()).limit(min(limit or 50, 500))))
 
-    def cancel(self, request_id: str, reason: str = "") -> RequestRow:
+    def cancel(self, request_id: str, reason: str = "", viewer: Principal | None = None) -> RequestRow:
         _required(request_id, "request_id", 64)
         with self._sessions.begin() as s:
             row = s.get(RequestRow, request_id, with_for_update=True)
-            if row is None:
+            if row is None or (viewer is not None and not owns_request(viewer, row.enterprise_id)):
                 raise NotFound("request", request_id)
             current = RequestState(row.state)
             if current in TERMINAL:
@@ -237,6 +244,10 @@ class GatewayApp:
             if row is None:
                 raise PermanentFailure("unknown-request", f"request_id: no request {ev.request_id!r} at this "
                                                           f"gateway (status {state.value} from {ev.centre_id})")
+            if ev.centre_id not in (row.tried_centres or []):
+                # signed by a real centre, about a request never sent to it: not its business to speak of
+                raise PermanentFailure("unauthorised", f"centre {ev.centre_id[:60]} reported on request "
+                                                       f"{ev.request_id[:64]}, which was never routed to it")
             verdict = judge_status_event(RequestState(row.state), row.attempt, row.assigned_centre_id,
                                          state, ev.attempt, ev.centre_id)
             if not verdict.apply:

@@ -35,11 +35,14 @@ from metrofed.bus.consumer import event_type_of, make_reader
 from metrofed.bus.codec import decode_catalog_event
 from metrofed.bus.dead_letter import DeadLetter, DeadLetterWriter
 from metrofed.bus.envelope import UnknownEvent
+from metrofed.bus.failures import PermanentFailure
+from metrofed.bus.signed import decode_envelope, verify_envelope, verify_tombstone, withdrawn_version
 from metrofed.bus.reconnect import RECONNECT_SETTINGS
 from metrofed.bus.security import KafkaSecurity
 from metrofed.domain.capability import Capability, DomainError
 from metrofed.domain.catalog import Catalog, CatalogBuilder, Stamp
 from metrofed.domain.routing import gc_paused
+from metrofed.trust.signing import Verifier
 
 log = logging.getLogger(__name__)
 TOPICS = (topics.CENTRES, topics.CAPABILITIES)
@@ -68,10 +71,23 @@ class Rejection:
     at: str
 
 
+def check_signed(verifier: Verifier, record) -> None:
+    """Is a catalog record signed by the centre it speaks for? The key names that centre (the payload is
+    checked against the key after decoding). Raises ``PermanentFailure`` when not."""
+    if record.value is None:
+        producer = verify_tombstone(verifier, record)
+    else:
+        producer = verify_envelope(verifier, record.topic, record.key, decode_envelope(record.value))
+    key_centre = (record.key or b"").decode(errors="replace").split("/", 1)[0]
+    if producer != key_centre:
+        raise PermanentFailure("unauthorised", f"centre {producer[:60]!r} wrote under the key of {key_centre[:60]!r}")
+
+
 class CatalogFeed:
     def __init__(self, bootstrap: str, catalog: Catalog, *, security: KafkaSecurity,
                  client_id: str = "gateway-catalog", topic_replication: int = 1,
-                 dead_letters: DeadLetterWriter | None = None, keep_rejections: int = 100):
+                 dead_letters: DeadLetterWriter | None = None, keep_rejections: int = 100,
+                 verifier: Verifier | None = None):
         self._bootstrap = bootstrap
         self._security = security
         self._client_id = client_id
@@ -93,6 +109,8 @@ class CatalogFeed:
         self.rejected: Counter[str] = Counter()  # per reason code, since this process started
         self.rejections: deque[Rejection] = deque(maxlen=keep_rejections)
         self.dead_letter_failures = 0
+        # Signed events (docs/security.md): None only for benchmarks of the bare path (METROFED_INSECURE).
+        self._verifier = verifier
 
     @property
     def skipped(self) -> int:
@@ -212,11 +230,22 @@ class CatalogFeed:
 
     def _apply(self, target: Catalog | CatalogBuilder, record) -> None:
         stamp = Stamp(record.timestamp, record.partition, record.offset)
+        if self._verifier is not None:
+            try:
+                check_signed(self._verifier, record)
+            except PermanentFailure as failure:
+                self._reject(record, failure.code, failure.reason)
+                return
         if record.value is None:
             key = (record.key or b"").decode(errors="replace")
             if record.topic == topics.CAPABILITIES and "/" in key:
                 centre_id, capability_id = key.split("/", 1)
-                target.remove_capability(centre_id, capability_id, stamp)
+                try:
+                    withdrawn = withdrawn_version(record)
+                except PermanentFailure as failure:
+                    self._reject(record, failure.code, failure.reason)
+                    return
+                target.remove_capability(centre_id, capability_id, stamp, version=withdrawn)
             elif record.topic == topics.CENTRES and key:
                 target.remove_centre(key, stamp)
             else:
@@ -233,8 +262,14 @@ class CatalogFeed:
         except Exception as exc:  # noqa: BLE001 - whatever one record does, the catalog keeps going
             self._reject(record, "unclassified", f"{type(exc).__name__}: {exc}")
             return
+        key = (record.key or b"").decode(errors="replace")
+        if (obj.key if type(obj) is Capability else obj.centre_id) != key:
+            self._reject(record, "unauthorised", f"key: the payload of {key[:60]!r} names another record")
+            return
         if type(obj) is Capability:
-            target.upsert_capability(obj, stamp)
+            if not target.upsert_capability(obj, stamp) and obj.version < target.version_of(obj.key):
+                self._reject(record, "stale-version",
+                             f"version {obj.version} of {obj.key} is older than the one held (a replay?)")
         else:
             target.upsert_centre(obj, stamp)
             if obj.centre_id not in self._inboxes_ensured:

@@ -6,12 +6,14 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from metrofed.domain import units
 from metrofed.domain.limits import quote
+from metrofed.domain.access import Role, acting_enterprise
 from metrofed.domain.capability import DomainError
 from metrofed.domain.lifecycle import RequestState
 from metrofed.protoconv import (capability_to_proto, decision_to_proto, need_from_proto,
                                 service_kind_from_proto, state_to_proto, timestamp)
 from metrofed.v1 import common_pb2, gateway_service_pb2 as pb
 from metrofed.v1 import gateway_service_pb2_grpc, request_pb2
+from metrofed.trust.grpc_auth import caller
 from gateway.app import GatewayApp
 
 MAX_QUERY = 200
@@ -89,19 +91,23 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
     def SubmitRequest(self, request, context):
         if not request.HasField("need"):
             raise DomainError("need", "is required")
-        row = self.app.submit(request.enterprise_id, request.need, request.idempotency_key)
+        enterprise = acting_enterprise(caller(), request.enterprise_id)
+        row = self.app.submit(enterprise, request.need, request.idempotency_key)
         row, history = self.app.get(row.request_id)
         return pb.SubmitRequestResponse(request=request_to_proto(row, history))
 
     def GetRequest(self, request, context):
-        row, history = self.app.get(request.request_id)
+        row, history = self.app.get(request.request_id, viewer=caller())
         return pb.GetRequestResponse(request=request_to_proto(row, history))
 
     def ListRequests(self, request, context):
+        who = caller()
+        enterprise = (request.enterprise_id or None) if who is not None and who.role is Role.OPERATOR else \
+            acting_enterprise(who, request.enterprise_id)
         return pb.ListRequestsResponse(requests=[request_to_proto(r) for r in
-                                                 self.app.list(request.enterprise_id, request.limit)])
+                                                 self.app.list(enterprise, request.limit)])
 
     def CancelRequest(self, request, context):
-        row = self.app.cancel(request.request_id, request.reason)
+        row = self.app.cancel(request.request_id, request.reason, viewer=caller())
         row, history = self.app.get(row.request_id)
         return pb.CancelRequestResponse(request=request_to_proto(row, history))

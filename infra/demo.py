@@ -24,9 +24,9 @@ import yaml
 from infra.devstack import KafkaBroker, ZipkinServer
 from infra.devstack._proc import port_is_free, rss_kib
 from infra.federation import REPO_ROOT, SEED_DIR, Federation
-from metrofed import client
 from metrofed.bus import topics
 from metrofed.bus.admin import ensure_topics
+from metrofed.domain.access import Role
 from metrofed.v1 import common_pb2, gateway_service_pb2 as gw_pb
 from metrofed.v1 import request_pb2 as rq
 
@@ -63,15 +63,14 @@ def _state(v: int) -> str:
     return rq.RequestState.Name(v).removeprefix("REQUEST_STATE_").lower()
 
 
-def run_demo_requests(gateway_endpoint: str, zipkin_url: str, ca) -> list[float]:
-    stub = client.gateway(gateway_endpoint, ca=ca)
+def run_demo_requests(fed: Federation, zipkin_url: str) -> list[float]:
     latencies = []
     for i, item in enumerate(yaml.safe_load(DEMO_REQUESTS.read_text(encoding="utf-8")), 1):
         say(f"\n[{i}] {item['enterprise_id']}: “{item['say']}”")
+        stub = fed.gateway_as(item["enterprise_id"])  # each enterprise calls with its own credential
         t0 = time.perf_counter()
         try:
-            sub = stub.SubmitRequest(gw_pb.SubmitRequestRequest(enterprise_id=item["enterprise_id"],
-                                                                need=need_message(item["need"])), timeout=10)
+            sub = stub.SubmitRequest(gw_pb.SubmitRequestRequest(need=need_message(item["need"])), timeout=10)
         except grpc.RpcError as exc:
             say(f"    rejected by the gateway: {exc.code().name}: {exc.details()}")
             continue
@@ -142,7 +141,7 @@ def main() -> int:
             say(f"  {name:28s} {proc.endpoint}")
 
         # The catalog fills as centres' capability events arrive; wait until it holds them all.
-        stub = client.gateway(gateway, ca=ca)
+        stub = fed.gateway_as("demo", Role.OPERATOR)
         expected = len(seeds)
         for _ in range(100):
             res = stub.SearchCatalog(gw_pb.SearchCatalogRequest(limit=1), timeout=5)
@@ -152,16 +151,20 @@ def main() -> int:
             time.sleep(0.2)
         say(f"federated catalog: {res.total} capabilities from {len(centres)} centres")
 
-        latencies = run_demo_requests(gateway, zipkin.url, ca)
+        latencies = run_demo_requests(fed, zipkin.url)
         if latencies:
             say(f"\nsubmit → accepted: {', '.join(f'{x * 1000:.0f} ms' for x in latencies)}")
         pids = [p.popen.pid for p in fed.procs.values()] + [broker.pid, zipkin.pid]
         rss = sum(rss_kib(p) or 0 for p in pids if p)
         say(f"resident memory of the federation: {rss / 1024:.0f} MiB "
             f"({len(fed.procs)} metrofed processes, Kafka, Zipkin)")
+        operator = fed.home.credential_file(Role.OPERATOR, "demo")
         say(f"\nThe federation is up. Traces: {zipkin.url}/zipkin/  Gateway gRPC: {gateway} "
             f"(TLS, reflection on; try `.venv/bin/buf curl --protocol grpc --cacert {ca.relative_to(REPO_ROOT)} "
+            f"-H \"authorization: Bearer $(cat {operator.relative_to(REPO_ROOT)})\" "
             f"https://{gateway}/metrofed.v1.GatewayService/SearchCatalog -d '{{\"text\":\"torque\"}}'`)")
+        say(f"Credentials: {fed.home.root.relative_to(REPO_ROOT)}/credentials/ (`metrofed issue …` makes more; "
+            "docs/security.md)")
         say("Press Ctrl-C to stop everything.")
         if os.environ.get("METROFED_DEMO_EXIT") == "1":  # for scripted checks of `make run`
             stop.set()

@@ -5,8 +5,11 @@ path. Each process runs in its own session (process group) and logs to ``<workdi
 ``stop`` sends SIGTERM (graceful: drain outbox, close consumers), then SIGKILL after a grace period.
 
 Before a process starts, its party is enrolled (``enrol_centre``/``enrol_gateway``): the federation's CA
-issues its TLS identity and the admin identity grants its Kafka ACLs; the process gets its identity through
-METROFED_TLS_CA/_CERT/_KEY. ``ca=None`` runs everything without TLS (METROFED_INSECURE=1, benchmarks only).
+issues its TLS identity, the admin identity grants its Kafka ACLs, and the federation's home
+(``metrofed.trust.home``) registers its event-signing key; the process gets them through
+METROFED_TLS_CA/_CERT/_KEY, METROFED_TRUST_FILE and METROFED_SIGNING_KEY. Callers get credentials from
+``credential``/``gateway_as``/``centre_as`` — as an operator would issue them with ``metrofed issue``.
+``ca=None`` runs everything without TLS, credentials or signatures (METROFED_INSECURE=1, benchmarks only).
 """
 
 from __future__ import annotations
@@ -19,9 +22,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from metrofed import client
 from metrofed.bus import acls
 from metrofed.bus.security import KafkaSecurity
+from metrofed.domain.access import Role
 from metrofed.pki import DevCA
+from metrofed.trust.home import FederationHome
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SEED_DIR = REPO_ROOT / "seed" / "centres"
@@ -57,6 +63,34 @@ class Federation:
     zipkin_endpoint: str = ""
     extra_env: dict[str, str] = field(default_factory=dict)
     procs: dict[str, Proc] = field(default_factory=dict)
+    home: FederationHome | None = None  # trust document, signing keys, credentials; default <workdir>/federation
+
+    def __post_init__(self) -> None:
+        if self.home is None:
+            self.home = FederationHome(self.workdir / "federation")
+        self.home.init()
+
+    def _signing_env(self, party: str, kind: str) -> dict[str, str]:
+        """Enrols ``party``'s signing key (idempotent); the environment that lets its process use it."""
+        self.home.enrol(party, kind)
+        return {"METROFED_TRUST_FILE": str(self.home.trust_file),
+                "METROFED_SIGNING_KEY": str(self.home.signing_key_file(party))}
+
+    def credential(self, role: Role, subject: str) -> str:
+        return self.home.credential(role, subject)
+
+    def gateway_as(self, subject: str, role: Role = Role.ENTERPRISE, name: str = "gateway"):
+        """A gateway stub that calls as ``role:subject`` (an enterprise unless said otherwise)."""
+        return client.gateway(self.procs[name].endpoint, self.credential(role, subject), ca=self._ca_file)
+
+    def centre_as(self, centre_id: str, role: Role = Role.CENTRE, subject: str | None = None):
+        """A stub of centre ``centre_id``'s service, called by its own staff unless said otherwise."""
+        return client.centre(self.procs[f"centre-{centre_id}"].endpoint,
+                             self.credential(role, subject or centre_id), ca=self._ca_file)
+
+    @property
+    def _ca_file(self):
+        return self.ca.issue("admin").ca if self.ca else None
 
     @property
     def admin(self) -> KafkaSecurity:
@@ -69,14 +103,14 @@ class Federation:
             return {}
         tls = self.ca.issue(f"centre-{centre_id}")
         acls.grant_centre(self.kafka_bootstrap, self.admin, centre_id)
-        return tls.env()
+        return {**tls.env(), **self._signing_env(f"centre-{centre_id}", "centre")}
 
     def enrol_gateway(self) -> dict[str, str]:
         if self.ca is None:
             return {}
         tls = self.ca.issue("gateway")
         acls.grant_gateway(self.kafka_bootstrap, self.admin)
-        return tls.env()
+        return {**tls.env(), **self._signing_env("gateway", "gateway")}
 
     def _env(self, database_url: str, more: dict[str, str] | None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items()

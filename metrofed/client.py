@@ -1,5 +1,6 @@
 """Thin client helpers: TLS channels that verify the server against the federation's CA, OpenTelemetry client
-spans, and a default deadline on every call (gRPC Python does not propagate deadlines by itself).
+spans, the caller's credential (a bearer JWT) and a default deadline on every call (gRPC Python does not
+propagate deadlines by itself).
 
 The CA is ``ca`` when given, else the file named by METROFED_TLS_CA; METROFED_INSECURE=1 (benchmarks
 only) dials in plaintext. Callers need no client certificate: they authenticate with bearer credentials.
@@ -28,20 +29,45 @@ def channel_credentials(ca: str | os.PathLike | None = None) -> grpc.ChannelCred
         return grpc.ssl_channel_credentials(root_certificates=f.read())
 
 
-def channel(endpoint: str, *, ca: str | os.PathLike | None = None) -> grpc.Channel:
+class _CallDetails(grpc.ClientCallDetails):
+    def __init__(self, details, metadata):
+        self.method, self.timeout, self.credentials = details.method, details.timeout, details.credentials
+        self.wait_for_ready = getattr(details, "wait_for_ready", None)
+        self.compression = getattr(details, "compression", None)
+        self.metadata = metadata
+
+
+class _Bearer(grpc.UnaryUnaryClientInterceptor):
+    """Adds ``authorization: Bearer <token>`` to every call."""
+
+    def __init__(self, token: str):
+        self._header = ("authorization", f"Bearer {token}")
+
+    def intercept_unary_unary(self, continuation, details, request):
+        return continuation(_CallDetails(details, [*(details.metadata or ()), self._header]), request)
+
+
+def channel(endpoint: str, token: str | None = None, *, ca: str | os.PathLike | None = None) -> grpc.Channel:
+    """A channel to ``endpoint`` that sends ``token`` (default: ``METROFED_TOKEN``) as the caller's credential."""
     if ca is None and insecure():
         raw = grpc.insecure_channel(endpoint)
     else:
         raw = grpc.secure_channel(endpoint, channel_credentials(ca))
-    return intercept_channel(raw, client_interceptor())
+    ch = intercept_channel(raw, client_interceptor())
+    token = token if token is not None else os.environ.get("METROFED_TOKEN", "")
+    if token:
+        ch = grpc.intercept_channel(ch, _Bearer(token))
+    return ch
 
 
-def gateway(endpoint: str, *, ca: str | os.PathLike | None = None) -> gateway_service_pb2_grpc.GatewayServiceStub:
-    return gateway_service_pb2_grpc.GatewayServiceStub(channel(endpoint, ca=ca))
+def gateway(endpoint: str, token: str | None = None, *, ca: str | os.PathLike | None = None
+            ) -> gateway_service_pb2_grpc.GatewayServiceStub:
+    return gateway_service_pb2_grpc.GatewayServiceStub(channel(endpoint, token, ca=ca))
 
 
-def centre(endpoint: str, *, ca: str | os.PathLike | None = None) -> centre_service_pb2_grpc.CentreServiceStub:
-    return centre_service_pb2_grpc.CentreServiceStub(channel(endpoint, ca=ca))
+def centre(endpoint: str, token: str | None = None, *, ca: str | os.PathLike | None = None
+           ) -> centre_service_pb2_grpc.CentreServiceStub:
+    return centre_service_pb2_grpc.CentreServiceStub(channel(endpoint, token, ca=ca))
 
 
 class CertificateMismatch(Exception):

@@ -69,6 +69,10 @@ class Settings:
     outbox_poll_seconds: float
     topic_replication: int  # replication factor of the topics this process creates (1 on one broker)
     advertise: str  # host:port other parties should dial; defaults to the listen address
+    trust_file: str  # METROFED_TRUST_FILE: the federation's trust document (metrofed/trust/store.py)
+    signing_key: str  # METROFED_SIGNING_KEY: this party's Ed25519 event-signing key (PEM)
+    # METROFED_INSECURE=1: no TLS, credentials or signatures (benchmarks of the bare path only; never the default)
+    insecure: bool
     # Test-only fault injection: kill this process with SIGKILL right after the inbox transaction
     # commits and before the Kafka offset is committed (see tests/e2e/test_crash_recovery.py).
     crash_after_inbox_commit: bool
@@ -94,6 +98,9 @@ def load_settings(default_database_url: str) -> Settings:
         outbox_poll_seconds=_env_float("METROFED_OUTBOX_POLL_SECONDS", 0.2),
         topic_replication=int(_env_float("METROFED_TOPIC_REPLICATION", 1)),
         advertise=os.environ.get("METROFED_ADVERTISE", ""),
+        trust_file=os.environ.get("METROFED_TRUST_FILE", ""),
+        signing_key=os.environ.get("METROFED_SIGNING_KEY", ""),
+        insecure=insecure(),
         crash_after_inbox_commit=os.environ.get("METROFED_TEST_CRASH_AFTER_INBOX_COMMIT") == "1",
         tls=load_tls(),
     )

@@ -2,8 +2,9 @@
 
 Health (grpcio-health-checking), reflection (grpcio-reflection), OpenTelemetry server spans, an error
 interceptor that turns domain errors into proper status codes (bad input is INVALID_ARGUMENT naming the
-field, never INTERNAL), an optional bearer-token check, a graceful stop on SIGTERM/SIGINT, and TLS with the
-process's own certificate (no client certificate asked: callers prove who they are with bearer credentials).
+field, never INTERNAL), authentication and authorization of every call (``metrofed.trust.grpc_auth``), a
+graceful stop on SIGTERM/SIGINT, and TLS with the process's own certificate (no client certificate asked:
+callers prove who they are with bearer credentials).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from opentelemetry.instrumentation.grpc import server_interceptor
 
 from metrofed.api_input import check_limits, decode_request
 from metrofed.config import TLSFiles
+from metrofed.domain.access import Forbidden
 from metrofed.domain.capability import DomainError
 from metrofed.domain.lifecycle import InvalidTransition
 from metrofed.errors import Conflict, NotFound, Unavailable
@@ -33,6 +35,8 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 def _status_for(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
     if isinstance(exc, DomainError):
         return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
+    if isinstance(exc, Forbidden):
+        return grpc.StatusCode.PERMISSION_DENIED, str(exc)
     if isinstance(exc, NotFound):
         return grpc.StatusCode.NOT_FOUND, str(exc)
     if isinstance(exc, (Conflict, InvalidTransition)):
@@ -71,28 +75,6 @@ class ErrorInterceptor(grpc.ServerInterceptor):
             wrapped, request_deserializer=None, response_serializer=handler.response_serializer)
 
 
-class TokenInterceptor(grpc.ServerInterceptor):
-    """Requires ``authorization: Bearer <token>`` on every call but health and reflection."""
-
-    _OPEN = ("/grpc.health.v1.Health/", "/grpc.reflection.")
-
-    def __init__(self, token: str):
-        self._expected = f"Bearer {token}"
-
-        def deny(_request, context):
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
-
-        self._deny = grpc.unary_unary_rpc_method_handler(deny)
-
-    def intercept_service(self, continuation, handler_call_details):
-        if handler_call_details.method.startswith(self._OPEN):
-            return continuation(handler_call_details)
-        metadata = dict(handler_call_details.invocation_metadata or ())
-        if metadata.get("authorization") != self._expected:
-            return self._deny
-        return continuation(handler_call_details)
-
-
 def server_credentials(tls: TLSFiles) -> grpc.ServerCredentials:
     with open(tls.key, "rb") as k, open(tls.cert, "rb") as c:
         return grpc.ssl_server_credentials([(k.read(), c.read())])
@@ -103,10 +85,12 @@ class Server:
     plaintext."""
 
     def __init__(self, listen: str, register: Iterable[Callable[[grpc.Server], None]],
-                 service_names: Iterable[str], *, tls: TLSFiles | None, token: str = "", workers: int = 16):
+                 service_names: Iterable[str], *, tls: TLSFiles | None, auth: grpc.ServerInterceptor | None,
+                 workers: int = 16):
+        # auth and tls are required (secure by default); None only with METROFED_INSECURE=1 (benchmarks)
         interceptors: list[grpc.ServerInterceptor] = [server_interceptor(), ErrorInterceptor()]
-        if token:
-            interceptors.insert(1, TokenInterceptor(token))
+        if auth is not None:
+            interceptors.insert(1, auth)
         self.grpc = grpc.server(
             futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
             interceptors=interceptors,

@@ -15,13 +15,18 @@ import sys
 GROUPS: dict[str, str] = {
     "outbox": "metrofed.cli.outbox",
     "dlq": "metrofed.cli.dlq",
+    "trust": "metrofed.cli.trust",
+    "enrol": "metrofed.cli.trust",
+    "issue": "metrofed.cli.trust",
+    "rotate": "metrofed.cli.trust",
+    "revoke": "metrofed.cli.trust",
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="metrofed", description="operate a metrofed federation")
     sub = parser.add_subparsers(dest="group", required=True, metavar="GROUP")
-    for name, module in GROUPS.items():
+    for module in dict.fromkeys(GROUPS.values()):  # a module may register several groups
         importlib.import_module(module).register(sub)
     return parser
 

@@ -27,9 +27,11 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from metrofed.bus import tracing
 from metrofed.bus.envelope import wrap
+from metrofed.bus.signed import H_WITHDRAWN, seal_batch
 from metrofed.bus.event_size import MAX_EVENT_BYTES, largest_field
 from metrofed.bus.send_failures import SendFailure, classify, topic_problem
 from metrofed.domain.capability import DomainError
+from metrofed.trust.signing import Signer
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,12 @@ def _lock_key(name: str) -> int:
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
+
+
+def _ns(at: dt.datetime) -> int:
+    if at.tzinfo is None:  # SQLite hands back naive datetimes for what was stored as UTC
+        at = at.replace(tzinfo=dt.timezone.utc)
+    return int(at.timestamp() * 1_000_000) * 1000
 
 
 class OutboxMixin:
@@ -88,9 +96,15 @@ def add_event(session: Session, outbox_cls, *, topic: str, key: str | None, even
     return env.event_id
 
 
-def add_tombstone(session: Session, outbox_cls, *, topic: str, key: str, event_type: str, event_id: str) -> None:
+def add_tombstone(session: Session, outbox_cls, *, topic: str, key: str, event_type: str, event_id: str,
+                  version: int | None = None) -> None:
+    """Stages a tombstone. ``version`` (the version withdrawn) is saved with the row's headers (the trace
+    carrier) and goes out as a header covered by the signature (metrofed/bus/signed.py)."""
+    carrier = tracing.capture_context()
+    if version is not None:
+        carrier[H_WITHDRAWN] = str(version)
     session.add(outbox_cls(event_id=event_id, event_type=event_type, topic=topic, key=key, value=None,
-                           trace_carrier=tracing.capture_context()))
+                           trace_carrier=carrier))
 
 
 def already_processed(session: Session, processed_cls, event_id: str, topic: str) -> bool:
@@ -131,7 +145,8 @@ class OutboxRelay:
     with exponential backoff while every other key goes on.
     """
 
-    def __init__(self, sessions: sessionmaker, outbox_cls, producer, *, poll_seconds: float = 0.2,
+    def __init__(self, sessions: sessionmaker, outbox_cls, producer, *, signer: Signer | None = None,
+                 poll_seconds: float = 0.2,
                  batch: int = 500, keep_sent_seconds: float = 24 * 3600, name: str = "outbox-relay",
                  ack_timeout: float = 30.0, retry_base_seconds: float = 0.5, retry_max_seconds: float = 60.0,
                  producer_factory: Callable[[], object] | None = None, renew_after_seconds: float = 10.0):
@@ -141,6 +156,7 @@ class OutboxRelay:
         self._sessions = sessions
         self._cls = outbox_cls
         self._producer = self._original_producer = producer
+        self._signer = signer  # every service passes one; None (unsigned) only in relay tests and benchmarks
         self._producer_factory = producer_factory  # default: a copy of ``producer``'s settings
         self._renew_after = renew_after_seconds
         self._poll = poll_seconds
@@ -277,20 +293,33 @@ class OutboxRelay:
         after two (two topics) every row of this round is."""
         attempts: list[_Attempt] = []
         unknown_topics: set[str] = set()
-        for row in rows:
+        for row, (value, seal_headers) in zip(rows, self._seal(rows)):
             if len(unknown_topics) >= 2 or row.topic in unknown_topics:
                 continue
-            attempt = self._send(row)
+            attempt = self._send(row, value, seal_headers)
             if isinstance(attempt.exc, KafkaTimeoutError):
                 unknown_topics.add(row.topic)
             attempts.append(attempt)
         return attempts
 
-    def _send(self, row) -> _Attempt:
+    def _seal(self, rows) -> list[tuple[bytes | None, list[tuple[str, bytes]]]]:
+        """Signs what this round sends with one signature (metrofed/trust/signing.py explains the batch).
+        A tombstone's withdrawn version goes out as a header either way (and under the seal when signed)."""
+        withdrawn = [int(row.trace_carrier[H_WITHDRAWN]) if H_WITHDRAWN in (row.trace_carrier or {}) else None
+                     for row in rows]
+        extra = [[(H_WITHDRAWN, str(w).encode())] if w is not None else [] for w in withdrawn]
+        if self._signer is None:
+            return [(row.value, x) for row, x in zip(rows, extra)]
+        sealed = seal_batch(self._signer, [
+            (row.topic, row.key, row.value, row.event_id, row.event_type, _ns(row.created_at), w)
+            for row, w in zip(rows, withdrawn)])
+        return [(value, x + headers) for (value, headers), x in zip(sealed, extra)]
+
+    def _send(self, row, value: bytes | None, seal_headers: list[tuple[str, bytes]]) -> _Attempt:
         span, headers = tracing.start_producer_span(row.topic, row.key, row.event_id, row.event_type,
                                                     row.trace_carrier)
-        record = dict(topic=row.topic, key=row.key.encode() if row.key is not None else None, value=row.value,
-                      headers=headers)
+        record = dict(topic=row.topic, key=row.key.encode() if row.key is not None else None, value=value,
+                      headers=headers + seal_headers)
         attempt = _Attempt(row.id, (row.topic, row.key), span, record)
         problem = topic_problem(row.topic)
         if problem:

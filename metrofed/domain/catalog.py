@@ -1083,6 +1083,11 @@ class CatalogBuilder:
         self._centres[profile.centre_id] = profile
         return True
 
+    def version_of(self, key: str) -> int:
+        """The highest version of ``key`` held or withdrawn (0: never seen)."""
+        cur = self._caps.get(key)
+        return max(cur.version if cur else 0, self._tomb.get(key) or 0)
+
     def upsert_capability(self, cap: Capability, stamp: Stamp | None = None) -> bool:
         self._stamp(cap.centre_id, stamp)
         key = cap.key
@@ -1230,6 +1235,11 @@ class Catalog:
         return snap
 
     # -- live events ------------------------------------------------------------------------------------
+    def version_of(self, key: str) -> int:
+        """The highest version of ``key`` held or withdrawn (0: never seen)."""
+        cur = self._snap._entries.get(key)
+        return max(cur.version if cur else 0, self._tomb.get(key) or 0)
+
     def upsert_centre(self, profile: CentreProfile, stamp: Stamp | None = None) -> bool:
         with self._lock:
             self._snap = self._snap.with_centre(profile).with_freshness(profile.centre_id, stamp)

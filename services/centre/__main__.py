@@ -31,10 +31,13 @@ from metrofed.bus.admin import ensure_topics
 from metrofed.bus.consumer import ConsumerLoop, make_consumer
 from metrofed.bus.dead_letter import DeadLetterWriter
 from metrofed.bus.producer import make_producer
+from metrofed.bus.signed import authenticated, from_gateway_to
 from metrofed.config import _env_float, load_settings
 from metrofed.db.engine import make_engine, upgrade_to_head
 from metrofed.db.outbox import OutboxRelay
 from metrofed.grpc_server import Server, wait_for_termination_signal
+from metrofed.trust.grpc_auth import AuthInterceptor, allow_anonymous_callers
+from metrofed.trust.runtime import load_service_trust
 from metrofed.seed import load_seed_file
 from metrofed.v1 import centre_service_pb2, centre_service_pb2_grpc
 from services.centre.app import CentreApp
@@ -65,6 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     telemetry.setup_tracing(f"metrofed-centre-{centre_id}", zipkin_endpoint=settings.zipkin_endpoint,
                             otlp_endpoint=settings.otlp_endpoint, attributes={"metrofed.centre_id": centre_id})
 
+    trust = None if settings.insecure else load_service_trust(settings, f"centre-{centre_id}")
+    if trust is None:
+        log.warning("METROFED_INSECURE=1: no TLS, no caller credentials, no event signatures (benchmarks only)")
+        allow_anonymous_callers()
+
     engine = make_engine(settings.database_url)
     upgrade_to_head(engine, MIGRATIONS)
     sessions = sessionmaker(engine, expire_on_commit=False)
@@ -78,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
                   security=bus)
 
     producer = make_producer(settings.kafka_bootstrap, client_id=f"centre-{centre_id}", security=bus)
-    relay = OutboxRelay(sessions, Outbox, producer, poll_seconds=settings.outbox_poll_seconds,
+    relay = OutboxRelay(sessions, Outbox, producer, signer=trust and trust.signer,
+                        poll_seconds=settings.outbox_poll_seconds,
                         # a key waits at most 2 s between tries: after a broker restart every key has failed a
                         # few times, and a longer wait only delays its first send (docs/failover.md)
                         retry_max_seconds=2.0, name=f"outbox-{centre_id}").start()
@@ -88,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     server = Server(settings.listen,
                     [lambda s: centre_service_pb2_grpc.add_CentreServiceServicer_to_server(servicer, s)],
                     [centre_service_pb2.DESCRIPTOR.services_by_name["CentreService"].full_name],
-                    tls=settings.tls, token=os.environ.get("METROFED_CENTRE_TOKEN", ""))
+                    tls=settings.tls, auth=trust and AuthInterceptor(trust.tokens, centre_id=centre_id))
     host = settings.listen.rsplit(":", 1)[0]
     # What others should dial: METROFED_ADVERTISE, else the listen address (a wildcard → this host's name).
     advertised = settings.advertise or f"{socket.gethostname() if host in ('0.0.0.0', '[::]') else host}:{server.port}"
@@ -110,7 +119,9 @@ def main(argv: list[str] | None = None) -> int:
                              instance_id=group)
 
     # the factory lets the loop replace a consumer that stopped fetching (metrofed/bus/consumer.py)
-    inbox = ConsumerLoop(inbox_consumer(), on_inbox, group=group, parenting="child", name="inbox",
+    inbox = ConsumerLoop(inbox_consumer(),
+                         authenticated(trust.events, on_inbox, from_gateway_to(centre_id)) if trust else on_inbox,
+                         group=group, parenting="child", name="inbox",
                          dead_letters=DeadLetterWriter(producer, group), consumer_factory=inbox_consumer).start()
     server.set_serving(True)
     log.info("centre %s serving on %s:%d (%d seed capabilities published)", centre_id, host, server.port, seeded)

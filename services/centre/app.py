@@ -23,6 +23,7 @@ from metrofed.bus.envelope import WITHDRAWN, Decoded
 from metrofed.bus.failures import PermanentFailure
 from metrofed.db.outbox import add_event, add_tombstone, already_processed, utcnow
 from metrofed.domain import records
+from metrofed.domain.access import Principal, Role, owns_request
 from metrofed.domain.capability import Capability, CentreProfile, DomainError
 from metrofed.domain.dcc import minimal_certificate
 from metrofed.domain.lifecycle import RequestState, arrived_too_late, cancel_applies, transition
@@ -116,7 +117,7 @@ class CentreApp:
                 raise NotFound("capability", capability_id)
             row.withdrawn = True
             add_tombstone(s, Outbox, topic=topics.CAPABILITIES, key=f"{self.centre_id}/{capability_id}",
-                          event_type=WITHDRAWN, event_id=str(uuid.uuid4()))
+                          event_type=WITHDRAWN, event_id=str(uuid.uuid4()), version=row.version)
         log.info("withdrew %s (%s)", capability_id, reason)
         self._on_commit()
 
@@ -233,12 +234,15 @@ class CentreApp:
         return request_pb2.CertificateRef(centre_id=self.centre_id, certificate_id=row.certificate_id,
                                           sha256=row.sha256, size_bytes=row.size_bytes, media_type=row.media_type)
 
-    def certificate(self, request_id: str) -> CertificateRow:
-        """The stored certificate of a completed request. Who may read it is decided by the caller's
-        authorization (the enterprise that owns the request, an operator), not here."""
+    def certificate(self, request_id: str, viewer: Principal | None = None) -> CertificateRow:
+        """The stored certificate of a completed request, for this centre's staff, an operator, or the
+        enterprise that owns the request (``viewer``; None: the centre itself). Anyone else gets NOT_FOUND,
+        as for a request that does not exist (docs/security.md)."""
         with self._sessions() as s:
             row = s.scalar(select(CertificateRow).where(CertificateRow.request_id == request_id))
-            if row is None:
+            owner = s.scalar(select(InboxRow.enterprise_id).where(InboxRow.request_id == request_id))
+            if row is None or (viewer is not None and viewer.role is Role.ENTERPRISE
+                               and not owns_request(viewer, owner or "")):
                 raise NotFound("certificate of request", request_id)
             s.expunge(row)
             return row

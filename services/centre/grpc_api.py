@@ -7,6 +7,7 @@ from metrofed.protoconv import (capability_from_proto, capability_to_proto, cent
                                 state_from_proto, state_to_proto)
 from metrofed.v1 import centre_service_pb2 as pb
 from metrofed.v1 import centre_service_pb2_grpc, request_pb2
+from metrofed.trust.grpc_auth import caller
 from services.centre.app import CentreApp
 
 MAX_TEXT = 10_000
@@ -75,5 +76,5 @@ class CentreServicer(centre_service_pb2_grpc.CentreServiceServicer):
         return pb.CompleteRequestResponse(item=_inbox_item(row))
 
     def GetCertificate(self, request, context):
-        row = self.app.certificate(_required(request.request_id, "request_id", 64))
+        row = self.app.certificate(_required(request.request_id, "request_id", 64), viewer=caller())
         return pb.GetCertificateResponse(certificate_ref=self.app.certificate_ref(row), document=row.body)

@@ -9,11 +9,12 @@ import grpc
 import pytest
 
 from infra.federation import SEED_DIR, Federation
-from metrofed import client
+from metrofed.domain.access import Role
 from metrofed.v1 import gateway_service_pb2 as gw
 from metrofed.v1 import request_pb2 as rq
 
 # Centres whose seed data gives overlapping pressure, torque and charger capabilities (several cities).
+E2E_ENTERPRISE = "e2e-enterprise"
 E2E_CENTRES = ("hz-oil-gas", "cz-rail", "hf-nev-energy", "sh-h2-storage", "sh-marine-power")
 
 
@@ -28,7 +29,7 @@ def federation(kafka, zipkin, tmp_path_factory):
         fed.wait_ready(*[f"centre-{c}" for c in E2E_CENTRES], timeout=120)
         fed.start_gateway()
         fed.wait_ready("gateway", timeout=120)
-        wait_for_catalog(client.gateway(fed.procs["gateway"].endpoint), len(E2E_CENTRES))
+        wait_for_catalog(fed.gateway_as("e2e", Role.OPERATOR), len(E2E_CENTRES))
         yield fed
     finally:
         fed.stop()
@@ -50,7 +51,8 @@ def wait_for_catalog(stub, centres: int, timeout: float = 30.0) -> None:
 
 @pytest.fixture
 def gateway(federation):
-    return client.gateway(federation.procs["gateway"].endpoint)
+    """The gateway as the e2e tests' default enterprise (tests that act for others use gateway_as)."""
+    return federation.gateway_as(E2E_ENTERPRISE)
 
 
 def wait_for_state(stub, request_id: str, wanted: int, timeout: float = 30.0) -> rq.ServiceRequest:

@@ -64,7 +64,7 @@ def wait_until(predicate, timeout: float, what: str):
 
 def assert_processed_exactly_once(federation, kafka, gateway, centre_id: str, request_id: str) -> None:
     done = wait_for_state(gateway, request_id, rq.REQUEST_STATE_ACCEPTED, timeout=60)
-    centre = client.centre(federation.procs[f"centre-{centre_id}"].endpoint)
+    centre = federation.centre_as(centre_id)
     items = [i for i in centre.ListInbox(cs.ListInboxRequest(), timeout=5).items if i.request_id == request_id]
     assert len(items) == 1 and items[0].state == rq.REQUEST_STATE_ACCEPTED
     # Give a possible duplicate time to show up before counting.
@@ -87,7 +87,7 @@ def test_centre_killed_before_consuming_processes_the_request_once_after_restart
     name = f"centre-{centre_id}"
     before = inbox_end_offset(kafka, centre_id)
     federation.kill(name)
-    sub = gateway.SubmitRequest(gw.SubmitRequestRequest(enterprise_id="e2e-crash-1", need=NEED,
+    sub = gateway.SubmitRequest(gw.SubmitRequestRequest(need=NEED,
                                                         idempotency_key=str(uuid.uuid4())), timeout=10)
     assert sub.request.assigned_centre_id == centre_id
     wait_until(lambda: inbox_end_offset(kafka, centre_id) > before, 15, "the request in the inbox topic")
@@ -108,7 +108,7 @@ def test_centre_killed_after_its_commit_but_before_the_offset_commit_does_not_pr
     federation.restart(name, env={"METROFED_TEST_CRASH_AFTER_INBOX_COMMIT": "1"})
     federation.wait_ready(name, timeout=60)
 
-    sub = gateway.SubmitRequest(gw.SubmitRequestRequest(enterprise_id="e2e-crash-2", need=NEED), timeout=10)
+    sub = gateway.SubmitRequest(gw.SubmitRequestRequest(need=NEED), timeout=10)
     assert sub.request.assigned_centre_id == centre_id
     proc = federation.procs[name]
     wait_until(lambda: proc.popen.poll() is not None, 30, "the centre to kill itself after its inbox commit")

@@ -18,7 +18,8 @@ from metrofed.v1 import centre_service_pb2 as cs
 from metrofed.v1 import common_pb2
 from metrofed.v1 import gateway_service_pb2 as gw
 from metrofed.v1 import request_pb2 as rq
-from tests.e2e.conftest import pressure_need, wait_for_state
+from metrofed.domain.access import Role
+from tests.e2e.conftest import E2E_ENTERPRISE, pressure_need, wait_for_state
 
 pytestmark = pytest.mark.e2e
 
@@ -46,11 +47,11 @@ def in_catalog(gateway, centre_id: str, capability_id: str) -> bool:
 
 
 def test_a_large_certificate_completes_by_reference_and_the_centre_is_not_held_back(federation, gateway):
-    req = gateway.SubmitRequest(gw.SubmitRequestRequest(enterprise_id="e2e-bigcert", need=pressure_need()),
+    req = gateway.SubmitRequest(gw.SubmitRequestRequest(need=pressure_need()),
                                 timeout=10).request
     wait_for_state(gateway, req.request_id, rq.REQUEST_STATE_ACCEPTED)
     centre_id = req.assigned_centre_id
-    centre = client.centre(federation.procs[f"centre-{centre_id}"].endpoint)
+    centre = federation.centre_as(centre_id)
     document = dcc(req.request_id, 1_500_000)
     assert len(document.encode()) > 1_400_000  # bigger than the broker's 1 MB record limit
 
@@ -63,13 +64,19 @@ def test_a_large_certificate_completes_by_reference_and_the_centre_is_not_held_b
     assert ref.sha256 == hashlib.sha256(document.encode()).hexdigest()
     assert done.result_certificate == ""
 
-    fetched = client.fetch_certificate(centre, req.request_id, ref)
+    # the enterprise fetches it from the centre with its own credential; nobody else can
+    as_owner = federation.centre_as(centre_id, Role.ENTERPRISE, E2E_ENTERPRISE)
+    fetched = client.fetch_certificate(as_owner, req.request_id, ref)
     assert fetched == document.encode()
     tampered = rq.CertificateRef()
     tampered.CopyFrom(ref)
     tampered.sha256 = hashlib.sha256(b"another document").hexdigest()
     with pytest.raises(client.CertificateMismatch):
-        client.fetch_certificate(centre, req.request_id, tampered)
+        client.fetch_certificate(as_owner, req.request_id, tampered)
+    as_other = federation.centre_as(centre_id, Role.ENTERPRISE, "someone-else")
+    with pytest.raises(grpc.RpcError) as err:
+        as_other.GetCertificate(cs.GetCertificateRequest(request_id=req.request_id), timeout=5)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
     # The same centre's next event goes out: a capability published now reaches the gateway's catalog.
     cap_id = f"e2e-after-cert-{uuid.uuid4().hex[:8]}"
@@ -81,10 +88,10 @@ def test_a_large_certificate_completes_by_reference_and_the_centre_is_not_held_b
 
 
 def test_a_certificate_over_two_mebibytes_is_refused_naming_the_field(federation, gateway):
-    req = gateway.SubmitRequest(gw.SubmitRequestRequest(enterprise_id="e2e-hugecert", need=pressure_need()),
+    req = gateway.SubmitRequest(gw.SubmitRequestRequest(need=pressure_need()),
                                 timeout=10).request
     wait_for_state(gateway, req.request_id, rq.REQUEST_STATE_ACCEPTED)
-    centre = client.centre(federation.procs[f"centre-{req.assigned_centre_id}"].endpoint)
+    centre = federation.centre_as(req.assigned_centre_id)
     with pytest.raises(grpc.RpcError) as err:
         centre.CompleteRequest(cs.CompleteRequestRequest(request_id=req.request_id,
                                                          result_certificate=dcc(req.request_id, 2_200_000)),
@@ -99,7 +106,7 @@ def test_a_certificate_over_two_mebibytes_is_refused_naming_the_field(federation
 
 
 def test_a_capability_too_big_for_an_event_is_refused_and_nothing_is_written(federation, gateway):
-    centre = client.centre(federation.procs["centre-sh-marine-power"].endpoint)
+    centre = federation.centre_as("sh-marine-power")
     cap_id = f"e2e-30k-bands-{uuid.uuid4().hex[:8]}"
     with pytest.raises(grpc.RpcError) as err:
         centre.PublishCapability(cs.PublishCapabilityRequest(capability=capability(cap_id, bands=30_000)),

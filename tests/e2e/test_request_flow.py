@@ -11,10 +11,11 @@ import pytest
 
 from infra.federation import Federation
 from metrofed import client
+from metrofed.domain.access import Role
 from metrofed.v1 import centre_service_pb2 as cs
 from metrofed.v1 import gateway_service_pb2 as gw
 from metrofed.v1 import request_pb2 as rq
-from tests.e2e.conftest import pressure_need, wait_for_catalog, wait_for_state
+from tests.e2e.conftest import E2E_ENTERPRISE, pressure_need, wait_for_catalog, wait_for_state
 
 pytestmark = pytest.mark.e2e
 
@@ -39,7 +40,7 @@ def zipkin_trace(zipkin, trace_id: str, want_services: set[str], timeout: float 
 
 
 def test_request_is_accepted_and_is_one_trace_across_gateway_bus_and_centre(gateway, zipkin):
-    sub = gateway.SubmitRequest(gw.SubmitRequestRequest(enterprise_id="e2e-trace", need=pressure_need()), timeout=10)
+    sub = gateway.SubmitRequest(gw.SubmitRequestRequest(need=pressure_need()), timeout=10)
     req = sub.request
     assert req.state == rq.REQUEST_STATE_ROUTED, req
     centre = req.assigned_centre_id
@@ -87,7 +88,7 @@ BAD_NEEDS = [
 
 
 @pytest.mark.parametrize("field,change", BAD_NEEDS, ids=[f"{f}-{i}" for i, (f, _) in enumerate(BAD_NEEDS)])
-def test_bad_input_is_invalid_argument_naming_the_field_and_changes_nothing(gateway, field, change):
+def test_bad_input_is_invalid_argument_naming_the_field_and_changes_nothing(federation, field, change):
     need = pressure_need()
     for k, v in change.items():
         if isinstance(v, (rq.MeasuringRange, rq.Tolerance)):
@@ -95,6 +96,7 @@ def test_bad_input_is_invalid_argument_naming_the_field_and_changes_nothing(gate
         else:
             setattr(need, k, v)
     enterprise = f"e2e-bad-{field}"
+    gateway = federation.gateway_as(enterprise)
     before = gateway.ListRequests(gw.ListRequestsRequest(enterprise_id=enterprise), timeout=5).requests
     with pytest.raises(grpc.RpcError) as err:
         gateway.SubmitRequest(gw.SubmitRequestRequest(enterprise_id=enterprise, need=need), timeout=10)
@@ -120,7 +122,7 @@ def test_withdrawn_capability_leaves_search_and_routing_within_a_second(federati
     hits = gateway.SearchCatalog(gw.SearchCatalogRequest(text="torque wrench", centre_id="cz-rail"), timeout=5).hits
     assert target.capability_id in {h.capability.capability_id for h in hits}
 
-    centre = client.centre(federation.procs["centre-cz-rail"].endpoint)
+    centre = federation.centre_as("cz-rail")
     t0 = time.monotonic()
     centre.WithdrawCapability(cs.WithdrawCapabilityRequest(capability_id=target.capability_id,
                                                            reason="torque wrench tester out for repair"), timeout=5)
@@ -145,7 +147,7 @@ def test_gateway_started_from_an_empty_database_rebuilds_the_same_catalog(federa
     fed.start_gateway(name="gateway-fresh")
     try:
         fed.wait_ready("gateway-fresh", timeout=60)
-        fresh = client.gateway(fed.procs["gateway-fresh"].endpoint)
+        fresh = fed.gateway_as("e2e-enterprise", name="gateway-fresh")
         wait_for_catalog(fresh, 1)
         second = fresh.SearchCatalog(gw.SearchCatalogRequest(limit=200), timeout=10)
 
@@ -181,7 +183,7 @@ BAD_CAPABILITIES = [
 
 @pytest.mark.parametrize("field,unc", BAD_CAPABILITIES, ids=[f for f, _ in BAD_CAPABILITIES])
 def test_centre_rejects_a_bad_capability_naming_the_field_and_publishes_nothing(federation, gateway, field, unc):
-    centre = client.centre(federation.procs["centre-sh-marine-power"].endpoint)
+    centre = federation.centre_as("sh-marine-power")
     before = {c.capability_id for c in centre.ListCapabilities(cs.ListCapabilitiesRequest(), timeout=5).capabilities}
     with pytest.raises(grpc.RpcError) as err:
         centre.PublishCapability(cs.PublishCapabilityRequest(capability=_capability(**unc)), timeout=5)
@@ -192,7 +194,7 @@ def test_centre_rejects_a_bad_capability_naming_the_field_and_publishes_nothing(
 
 
 def test_capability_published_at_a_centre_becomes_searchable_and_routable(federation, gateway):
-    centre = client.centre(federation.procs["centre-sh-marine-power"].endpoint)
+    centre = federation.centre_as("sh-marine-power")
     published = centre.PublishCapability(cs.PublishCapabilityRequest(capability=_capability()), timeout=5).capability
     assert published.version == 1 and published.centre_id == "sh-marine-power"
     deadline = time.monotonic() + 10
@@ -224,17 +226,18 @@ def test_capability_published_at_a_centre_becomes_searchable_and_routable(federa
 
 
 def test_completion_at_the_centre_brings_the_certificate_to_the_enterprise(federation, gateway):
-    req = gateway.SubmitRequest(gw.SubmitRequestRequest(enterprise_id="e2e-complete", need=pressure_need()),
+    req = gateway.SubmitRequest(gw.SubmitRequestRequest(need=pressure_need()),
                                 timeout=10).request
     wait_for_state(gateway, req.request_id, rq.REQUEST_STATE_ACCEPTED)
-    centre = client.centre(federation.procs[f"centre-{req.assigned_centre_id}"].endpoint)
+    centre = federation.centre_as(req.assigned_centre_id)
     item = centre.CompleteRequest(cs.CompleteRequestRequest(request_id=req.request_id, note="calibrated, 5 points"),
                                   timeout=5).item
     assert item.state == rq.REQUEST_STATE_COMPLETED
     done = wait_for_state(gateway, req.request_id, rq.REQUEST_STATE_COMPLETED)
     assert done.result_certificate == ""  # by reference (claim check), fetched from the centre by digest
     assert done.certificate.centre_id == req.assigned_centre_id and len(done.certificate.sha256) == 64
-    document = client.fetch_certificate(centre, req.request_id, done.certificate).decode()
+    owner = federation.centre_as(req.assigned_centre_id, Role.ENTERPRISE, E2E_ENTERPRISE)
+    document = client.fetch_certificate(owner, req.request_id, done.certificate).decode()
     assert "digitalCalibrationCertificate" in document
     assert req.request_id in document  # the certificate's unique identifier names the request
     with pytest.raises(grpc.RpcError) as err:  # a completed request cannot be cancelled
@@ -243,13 +246,13 @@ def test_completion_at_the_centre_brings_the_certificate_to_the_enterprise(feder
 
 
 def test_cancelling_at_the_gateway_withdraws_the_request_from_the_centre(federation, gateway):
-    req = gateway.SubmitRequest(gw.SubmitRequestRequest(enterprise_id="e2e-cancel", need=pressure_need()),
+    req = gateway.SubmitRequest(gw.SubmitRequestRequest(need=pressure_need()),
                                 timeout=10).request
     wait_for_state(gateway, req.request_id, rq.REQUEST_STATE_ACCEPTED)
     out = gateway.CancelRequest(gw.CancelRequestRequest(request_id=req.request_id, reason="instrument scrapped"),
                                 timeout=5).request
     assert out.state == rq.REQUEST_STATE_CANCELLED
-    centre = client.centre(federation.procs[f"centre-{req.assigned_centre_id}"].endpoint)
+    centre = federation.centre_as(req.assigned_centre_id)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         items = {i.request_id: i for i in centre.ListInbox(cs.ListInboxRequest(), timeout=5).items}

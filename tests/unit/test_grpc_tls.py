@@ -16,7 +16,8 @@ from metrofed.pki import DevCA
 def tls_server(tmp_path):
     ca = DevCA(tmp_path / "home")
     tls = ca.issue("gateway")
-    server = Server("127.0.0.1:0", [], [], tls=TLSFiles(str(tls.ca), str(tls.cert), str(tls.key)))
+    server = Server("127.0.0.1:0", [], [], tls=TLSFiles(str(tls.ca), str(tls.cert), str(tls.key)),
+                    auth=None)  # the furniture alone; authentication is tests/e2e/test_trust_attacks.py's
     server.start()
     server.set_serving(True)
     yield server, ca

@@ -34,8 +34,8 @@ OUR_IMAGE = "metrofed"  # the name in the base; overlays rewrite it to <registry
 # The variables the brief lists as the services' configuration; each must still be read by the code.
 DOCUMENTED_ENV = {
     "KAFKA_BOOTSTRAP", "DATABASE_URL", "METROFED_LISTEN", "ZIPKIN_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT",
-    "METROFED_OUTBOX_POLL_SECONDS", "METROFED_SILENCE_SECONDS", "METROFED_CENTRE_TOKEN",
-    "METROFED_GATEWAY_TOKEN", "LOG_LEVEL",
+    "METROFED_OUTBOX_POLL_SECONDS", "METROFED_SILENCE_SECONDS", "METROFED_TRUST_FILE",
+    "METROFED_SIGNING_KEY", "LOG_LEVEL",
 }
 _ENV_READ = re.compile(r"""(?:os\.environ\.get|os\.getenv|_env_float|_env)\(\s*["']([A-Z][A-Z0-9_]*)["']"""
                        r"""|os\.environ\[\s*["']([A-Z][A-Z0-9_]*)["']\s*\]""")
@@ -289,9 +289,17 @@ def check_references(docs) -> list[str]:
                                         f"{kind} {ref['name']}")
         for v in (pod_spec(d) or {}).get("volumes", []) or []:
             for field, kind, name_key in (("configMap", "ConfigMap", "name"), ("secret", "Secret", "secretName")):
-                if field in v and find(docs, kind, v[field][name_key]) is None:
+                if field not in v:
+                    continue
+                target = find(docs, kind, v[field][name_key])
+                if target is None:
                     problems.append(f"{where}: volume {v['name']} refers to {kind} {v[field][name_key]!r}, "
                                     "not defined")
+                    continue
+                for item in v[field].get("items", []) or []:
+                    if item["key"] not in data_keys(target):
+                        problems.append(f"{where}: volume {v['name']} takes key {item['key']!r} missing from "
+                                        f"{kind} {v[field][name_key]}")
     return problems
 
 
@@ -510,8 +518,16 @@ def test_kubectl_kustomize_builds_the_region(tmp_path):
     """The real kustomize: the overlay builds, the secret files replace every placeholder, checks pass."""
     tree = tmp_path / "k8s"
     shutil.copytree(K8S, tree, ignore=shutil.ignore_patterns("__pycache__", "*.env"))
-    for example in (tree / "overlays" / "region" / "secrets").glob("*.env.example"):
+    secrets_dir = tree / "overlays" / "region" / "secrets"
+    for example in secrets_dir.glob("*.env.example"):
         example.with_suffix("").write_text(example.read_text(encoding="utf-8"), encoding="utf-8")
+    # what `metrofed trust init` / `metrofed enrol` make (docs/security.md): the trust document, one key per party
+    (secrets_dir / "trust.json").write_text("{}", encoding="utf-8")
+    for line in (secrets_dir / "signing-keys.txt").read_text(encoding="utf-8").splitlines():
+        if line.startswith("# ") and line.endswith(".signing.key") and ": " in line:
+            key_file = secrets_dir / line.split(": ", 1)[1].removeprefix("secrets/")
+            key_file.parent.mkdir(parents=True, exist_ok=True)
+            key_file.write_text("-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n", encoding="utf-8")
     out = subprocess.run(["kubectl", "kustomize", str(tree / "overlays" / "region")], capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -558,7 +574,7 @@ def _mutate_secret_ref(docs):
 
 
 def _mutate_secret_key(docs):
-    find(docs, "Secret", "metrofed-tokens")["stringData"].pop("centre-sh-icv")
+    find(docs, "Secret", "metrofed-signing-keys")["stringData"].pop("centre-sh-icv")
 
 
 def _mutate_configmap_ref(docs):

@@ -72,3 +72,35 @@ def pressure_need(max_mpa: float = 25, percent: float = 0.1, city: str = "无锡
     return rq.Need(instrument_type="pressure transmitter", range=rq.MeasuringRange(min=0, max=max_mpa, unit="MPa"),
                    tolerance=rq.Tolerance(kind=rq.TOLERANCE_KIND_PERCENT_OF_READING, value=percent),
                    city=city, province="江苏")
+
+
+def sign_as(federation, party: str, topic: str, key: str | None, value: bytes | None) -> tuple[bytes | None, list]:
+    """``value`` signed with ``party``'s real key, as that party's outbox relay would sign it (the envelope's
+    producer set to that party): for tests that write records a real but buggy producer could send.
+    Bytes that are not an envelope are returned as they are (nothing to sign)."""
+    import uuid as _uuid
+
+    from google.protobuf.message import DecodeError
+
+    from metrofed.bus.envelope import WITHDRAWN
+    from metrofed.bus.signed import H_EVENT_ID, H_EVENT_TYPE, seal_batch
+    from metrofed.trust.signing import Signer
+    from metrofed.v1 import events_pb2
+
+    federation.home.enrol(party, "gateway" if party == "gateway" else "centre")
+    signer = Signer.from_file(party, federation.home.signing_key_file(party))
+    producer = party.removeprefix("centre-")
+    if value is None:
+        event_id = str(_uuid.uuid4())
+        ((_, headers),) = seal_batch(signer, [(topic, key, None, event_id, WITHDRAWN, 0, None)])
+        return None, [(H_EVENT_ID, event_id.encode()), (H_EVENT_TYPE, WITHDRAWN.encode()), *headers]
+    try:
+        env = events_pb2.Envelope.FromString(value)
+    except DecodeError:
+        return value, []
+    if not env.event_type:
+        return value, []
+    env.producer_centre_id = producer
+    ((sealed, headers),) = seal_batch(signer, [(topic, key, env.SerializeToString(), env.event_id, env.event_type,
+                                                0, None)])
+    return sealed, headers

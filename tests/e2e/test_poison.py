@@ -23,7 +23,7 @@ from metrofed.seed import load_seed
 from metrofed.v1 import events_pb2
 from metrofed.v1 import gateway_service_pb2 as gw
 from metrofed.v1 import request_pb2 as rq
-from tests.e2e.conftest import E2E_CENTRES, pressure_need, wait_for_state
+from tests.e2e.conftest import E2E_CENTRES, pressure_need, sign_as, wait_for_state
 from tests.integration.conftest import TopicReader
 
 pytestmark = pytest.mark.e2e
@@ -83,7 +83,8 @@ def status_poison(real_request_id: str, real_centre: str) -> list[tuple[str, byt
         ("unknown event type", unknown_type(), "unknown-type"),
         ("over-long event id", env_bytes(status(), event_id="e" * 65), "invalid"),
         ("over-long request id", env_bytes(status(request_id="r" * 65)), "invalid"),
-        ("NUL in centre id", env_bytes(status(centre_id="hz\x00")), "invalid"),
+        # a centre speaking for another centre id: refused as misattributed before any other check
+        ("NUL in centre id", env_bytes(status(centre_id="hz\x00")), "unauthorised"),
         ("state from a newer build", env_bytes(status(state=99)), "unknown-state"),
         ("valid status for an unknown request", env_bytes(status()), "unknown-request"),
         ("oversized note, unknown request", env_bytes(status(note="n" * BIG)), "unknown-request"),
@@ -91,7 +92,7 @@ def status_poison(real_request_id: str, real_centre: str) -> list[tuple[str, byt
         ("domain rule: a centre reports ROUTED", env_bytes(status(request_id=real_request_id,
                                                                  state=rq.REQUEST_STATE_ROUTED)), "domain-rule"),
         ("invalid status naming a real request", env_bytes(status(request_id=real_request_id, centre_id="c" * 41,
-                                                                  state=rq.REQUEST_STATE_COMPLETED)), "invalid"),
+                                                                  state=rq.REQUEST_STATE_COMPLETED)), "unauthorised"),
     ]
 
 
@@ -153,7 +154,7 @@ def end_offsets(bootstrap: str, security, topic: str) -> dict:
 
 def test_poison_on_every_consumed_topic_is_dead_lettered_and_nothing_is_stuck(federation, gateway, kafka_admin):
     bootstrap, admin = federation.kafka_bootstrap, kafka_admin
-    real = gateway.SubmitRequest(gw.SubmitRequestRequest(enterprise_id="e2e-poison", need=pressure_need()),
+    real = gateway.SubmitRequest(gw.SubmitRequestRequest(need=pressure_need()),
                                  timeout=10).request
     real = wait_for_state(gateway, real.request_id, rq.REQUEST_STATE_ACCEPTED)
 
@@ -163,18 +164,21 @@ def test_poison_on_every_consumed_topic_is_dead_lettered_and_nothing_is_stuck(fe
     started = time.monotonic()
     expected: dict[str, dict[tuple[str, int, int], tuple[str, str]]] = {g: {} for g in readers}
     try:
-        def put(group, topic, kind, key, value, code):
-            meta = producer.send(topic, key=key.encode(), value=value).get(timeout=15)
+        def put(group, topic, kind, key, value, code, party):
+            # signed by the party that may write it (a buggy producer, not a forger: attacks.py has those),
+            # so the checks behind the signature are what must catch it
+            value, headers = sign_as(federation, party, topic, key, value)
+            meta = producer.send(topic, key=key.encode(), value=value, headers=headers).get(timeout=15)
             expected[group][(topic, meta.partition, meta.offset)] = (kind, code)
 
         for centre in E2E_CENTRES:
             for kind, value, code in inbox_poison(centre):
-                put(f"centre-{centre}", topics.inbox(centre), kind, str(uuid.uuid4()), value, code)
+                put(f"centre-{centre}", topics.inbox(centre), kind, str(uuid.uuid4()), value, code, "gateway")
         for i, (kind, value, code) in enumerate(status_poison(real.request_id, real.assigned_centre_id)):
             put("gateway", topics.REQUEST_STATUS, kind, real.request_id if "real" in kind or "ROUTED" in kind
-                else f"poison-{i}-{uuid.uuid4()}", value, code)
+                else f"poison-{i}-{uuid.uuid4()}", value, code, f"centre-{real.assigned_centre_id}")
         for topic, kind, key, value, code in catalog_poison():
-            put(topics.CATALOG_GROUP, topic, kind, key, value, code)
+            put(topics.CATALOG_GROUP, topic, kind, key, value, code, f"centre-{key.split('/', 1)[0]}")
         total = sum(len(e) for e in expected.values())
 
         # Every poison record is in its group's dead-letter topic, with its reason.
@@ -206,7 +210,7 @@ def test_poison_on_every_consumed_topic_is_dead_lettered_and_nothing_is_stuck(fe
         assert [(h.state, h.note) for h in after.history] == [(h.state, h.note) for h in real.history]
 
         # And a normal request still goes all the way.
-        sub = gateway.SubmitRequest(gw.SubmitRequestRequest(enterprise_id="e2e-after-poison", need=pressure_need()),
+        sub = gateway.SubmitRequest(gw.SubmitRequestRequest(need=pressure_need()),
                                     timeout=10).request
         wait_for_state(gateway, sub.request_id, rq.REQUEST_STATE_ACCEPTED)
         print(f"\npoison: {total} records on {len(E2E_CENTRES) + 3} topics, all dead-lettered with their "
@@ -230,7 +234,7 @@ def test_a_decline_after_the_deadline_passed_makes_the_request_failed_and_the_pa
     federation.stop(f"centre-{centre}")
     producer = make_producer(bootstrap, "e2e-deadline", security=kafka_admin)
     try:
-        req = gateway.SubmitRequest(gw.SubmitRequestRequest(enterprise_id="e2e-deadline", need=need),
+        req = gateway.SubmitRequest(gw.SubmitRequestRequest(need=need),
                                     timeout=10).request
         assert (req.state, req.assigned_centre_id) == (rq.REQUEST_STATE_ROUTED, centre)
         need.deadline = (today - dt.timedelta(days=1)).isoformat()
@@ -240,8 +244,10 @@ def test_a_decline_after_the_deadline_passed_makes_the_request_failed_and_the_pa
                                                                                req.request_id))
         declined = events_pb2.RequestStatusChanged(request_id=req.request_id, centre_id=centre, attempt=1,
                                                    state=rq.REQUEST_STATE_DECLINED, note="instrument broken")
-        meta = producer.send(topics.REQUEST_STATUS, key=req.request_id.encode(),
-                             value=env_bytes(declined, producer=centre)).get(timeout=15)
+        value, headers = sign_as(federation, f"centre-{centre}", topics.REQUEST_STATUS, req.request_id,
+                                 env_bytes(declined, producer=centre))
+        meta = producer.send(topics.REQUEST_STATUS, key=req.request_id.encode(), value=value,
+                             headers=headers).get(timeout=15)
 
         failed = wait_for_state(gateway, req.request_id, rq.REQUEST_STATE_FAILED)
         assert failed.history[-1].state == rq.REQUEST_STATE_FAILED
@@ -257,7 +263,7 @@ def test_a_decline_after_the_deadline_passed_makes_the_request_failed_and_the_pa
         federation.restart(f"centre-{centre}")
         federation.wait_ready(f"centre-{centre}", timeout=120)
     # Back, the centre accepts its old inbox item: too late, the request stays FAILED for a person to decide.
-    sub = gateway.SubmitRequest(gw.SubmitRequestRequest(enterprise_id="e2e-deadline-after", need=pressure_need()),
+    sub = gateway.SubmitRequest(gw.SubmitRequestRequest(need=pressure_need()),
                                 timeout=10).request
     wait_for_state(gateway, sub.request_id, rq.REQUEST_STATE_ACCEPTED)
     final = gateway.GetRequest(gw.GetRequestRequest(request_id=req.request_id), timeout=5).request

@@ -45,8 +45,40 @@ def raw(federation):
     producer.close(timeout=5)
 
 
-def put(raw, topic: str, key: str | None, value: bytes | None, headers=()) -> None:
-    raw.send(topic, key=key.encode() if key is not None else None, value=value, headers=list(headers)).get(timeout=10)
+def put(raw, topic: str, key: str | None, value: bytes | None, headers=()) -> tuple[str, int, int]:
+    meta = raw.send(topic, key=key.encode() if key is not None else None, value=value,
+                    headers=list(headers)).get(timeout=10)
+    return topic, meta.partition, meta.offset
+
+
+def dead_lettered(federation, group: str, *origins: tuple[str, int, int], timeout: float = 30.0) -> dict:
+    """The refusals are visible to an operator: each origin is in ``group``'s dead-letter topic. Returns
+    {origin: reason code}."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    from metrofed.bus.dead_letter import DeadLetter
+
+    consumer = KafkaConsumer(bootstrap_servers=federation.kafka_bootstrap, enable_auto_commit=False, group_id=None,
+                             **federation.admin.client_kwargs())
+    found: dict = {}
+    try:
+        deadline = time.monotonic() + timeout
+        while not consumer.partitions_for_topic(topics.dlq(group)):
+            assert time.monotonic() < deadline, f"no dead-letter topic for {group}"
+            time.sleep(0.2)
+        parts = [TopicPartition(topics.dlq(group), p) for p in consumer.partitions_for_topic(topics.dlq(group))]
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        while set(origins) - set(found):
+            assert time.monotonic() < deadline, f"not dead-lettered in {group}: {set(origins) - set(found)}"
+            for records in consumer.poll(timeout_ms=300).values():
+                for r in records:
+                    d = DeadLetter.from_record(r)
+                    if (d.origin_topic, d.origin_partition, d.origin_offset) in origins:
+                        found[(d.origin_topic, d.origin_partition, d.origin_offset)] = d.reason_code
+    finally:
+        consumer.close()
+    return found
 
 
 def sealed(federation, party: str, topic: str, key: str | None, event, producer: str,
@@ -107,28 +139,28 @@ def published(cap: cp.Capability) -> events_pb2.CapabilityPublished:
 def test_capability_signed_by_one_centre_for_another_is_refused(federation, raw):
     value, headers = sealed(federation, f"centre-{A}", topics.CAPABILITIES, f"{B}/forged-by-a",
                             published(_cap(B, "forged-by-a", 1)), producer=B)
-    put(raw, topics.CAPABILITIES, f"{B}/forged-by-a", value, headers)
+    o1 = put(raw, topics.CAPABILITIES, f"{B}/forged-by-a", value, headers)
     value, headers = sealed(federation, f"centre-{A}", topics.CAPABILITIES, f"{B}/forged-by-a2",
                             published(_cap(B, "forged-by-a2", 1)), producer=A)  # honest producer, foreign key
-    put(raw, topics.CAPABILITIES, f"{B}/forged-by-a2", value, headers)
-    settle()
+    o2 = put(raw, topics.CAPABILITIES, f"{B}/forged-by-a2", value, headers)
+    assert dead_lettered(federation, topics.CATALOG_GROUP, o1, o2) == {o1: "signature", o2: "unauthorised"}
     assert not {"forged-by-a", "forged-by-a2"} & caps_of(federation, B).keys()
 
 
 def test_unsigned_capability_is_refused(federation, raw):
-    put(raw, topics.CAPABILITIES, f"{B}/unsigned", unsigned(published(_cap(B, "unsigned", 1)), B))
-    settle()
+    o = put(raw, topics.CAPABILITIES, f"{B}/unsigned", unsigned(published(_cap(B, "unsigned", 1)), B))
+    assert dead_lettered(federation, topics.CATALOG_GROUP, o) == {o: "signature"}
     assert "unsigned" not in caps_of(federation, B)
 
 
 def test_forged_tombstones_do_not_remove_a_real_capability(federation, raw):
     target = next(iter(caps_of(federation, B)))
-    put(raw, topics.CAPABILITIES, f"{B}/{target}", None,
-        [(H_EVENT_ID, b"x"), (H_EVENT_TYPE, WITHDRAWN.encode())])  # unsigned
+    o1 = put(raw, topics.CAPABILITIES, f"{B}/{target}", None,
+             [(H_EVENT_ID, b"x"), (H_EVENT_TYPE, WITHDRAWN.encode())])  # unsigned
     _, headers = sealed(federation, f"centre-{A}", topics.CAPABILITIES, f"{B}/{target}", None, producer=A,
                         withdrawn=99)  # signed, but by the wrong centre
-    put(raw, topics.CAPABILITIES, f"{B}/{target}", None, headers)
-    settle()
+    o2 = put(raw, topics.CAPABILITIES, f"{B}/{target}", None, headers)
+    assert dead_lettered(federation, topics.CATALOG_GROUP, o1, o2) == {o1: "signature", o2: "unauthorised"}
     assert target in caps_of(federation, B)
 
 
@@ -140,7 +172,7 @@ def test_forged_high_version_does_not_win_over_the_real_revisions(federation, ra
                               published(_cap(A, "attack-versioned", 1)), producer=A)
     env = events_pb2.Envelope.FromString(genuine)
     env.payload = published(_cap(A, "attack-versioned", 2 ** 62, price_cny=1)).SerializeToString()
-    put(raw, topics.CAPABILITIES, f"{A}/attack-versioned", env.SerializeToString(), headers)  # seal no longer fits
+    forged = put(raw, topics.CAPABILITIES, f"{A}/attack-versioned", env.SerializeToString(), headers)  # seal broken
     revised = _cap(A, "attack-versioned", 0, lead_time_days=3)
     centre.ReviseCapability(cs.ReviseCapabilityRequest(capability=revised), timeout=5)
     deadline = time.monotonic() + 10
@@ -150,6 +182,7 @@ def test_forged_high_version_does_not_win_over_the_real_revisions(federation, ra
             break
         time.sleep(0.1)
     assert got.version == 2 and got.lead_time_days == 3 and got.price_cny == 300
+    assert dead_lettered(federation, topics.CATALOG_GROUP, forged) == {forged: "signature"}
 
 
 def test_replayed_old_versions_and_old_tombstones_change_nothing(federation, raw):
@@ -161,22 +194,22 @@ def test_replayed_old_versions_and_old_tombstones_change_nothing(federation, raw
     tomb = wait_for_record(federation, topics.CAPABILITIES, f"{A}/attack-replay", tombstone=True)
     centre.PublishCapability(cs.PublishCapabilityRequest(capability=_cap(A, "attack-replay", 0)), timeout=5)
     wait_caps(federation, A, "attack-replay", version=2)
-    put(raw, topics.CAPABILITIES, f"{A}/attack-replay", tomb.value, tomb.headers)  # old withdrawal
-    put(raw, topics.CAPABILITIES, f"{A}/attack-replay", v1.value, v1.headers)  # old version
-    settle()
+    put(raw, topics.CAPABILITIES, f"{A}/attack-replay", tomb.value, tomb.headers)  # old withdrawal: ignored
+    old = put(raw, topics.CAPABILITIES, f"{A}/attack-replay", v1.value, v1.headers)  # old version
+    assert dead_lettered(federation, topics.CATALOG_GROUP, old) == {old: "stale-version"}
     assert caps_of(federation, A)["attack-replay"].version == 2
 
 
 def test_registration_of_an_unenrolled_centre_creates_nothing(federation, raw):
     profile = cp.CentreProfile(centre_id="evil-centre", name=common_pb2.LocalizedText(zh="假中心", en="Evil"))
-    put(raw, topics.CENTRES, "evil-centre", unsigned(events_pb2.CentreRegistered(profile=profile), "evil-centre"))
+    o1 = put(raw, topics.CENTRES, "evil-centre", unsigned(events_pb2.CentreRegistered(profile=profile), "evil-centre"))
     federation.home.enrol("centre-evil-signed", "centre")
     federation.home.revoke_party("centre-evil-signed")  # enrolled once, then thrown out
     profile2 = cp.CentreProfile(centre_id="evil-signed", name=common_pb2.LocalizedText(zh="假", en="Evil 2"))
     value, headers = sealed(federation, "centre-evil-signed", topics.CENTRES, "evil-signed",
                             events_pb2.CentreRegistered(profile=profile2), producer="evil-signed")
-    put(raw, topics.CENTRES, "evil-signed", value, headers)
-    settle(3)
+    o2 = put(raw, topics.CENTRES, "evil-signed", value, headers)
+    assert dead_lettered(federation, topics.CATALOG_GROUP, o1, o2) == {o1: "signature", o2: "signature"}
     admin = KafkaAdminClient(bootstrap_servers=federation.kafka_bootstrap, **federation.admin.client_kwargs())
     try:
         names = set(admin.list_topics())
@@ -191,8 +224,8 @@ def test_a_centre_cannot_rewrite_another_centres_profile(federation, raw):
     profile = cp.CentreProfile(centre_id=B, name=common_pb2.LocalizedText(zh="被篡改", en="Hijacked"))
     value, headers = sealed(federation, f"centre-{A}", topics.CENTRES, B,
                             events_pb2.CentreRegistered(profile=profile), producer=A)
-    put(raw, topics.CENTRES, B, value, headers)
-    settle()
+    o = put(raw, topics.CENTRES, B, value, headers)
+    assert dead_lettered(federation, topics.CATALOG_GROUP, o) == {o: "unauthorised"}
     hits = search(federation, centre_id=B).hits
     assert hits and all(h.centre_name.en != "Hijacked" for h in hits)
 
@@ -233,10 +266,13 @@ def test_forged_completion_is_refused(federation, raw, accepted, how):
         env = events_pb2.Envelope.FromString(value)
         env.payload = status(req, owner).SerializeToString()
         value = env.SerializeToString()
-    put(raw, topics.REQUEST_STATUS, key, value, headers)
-    settle()
+    o = put(raw, topics.REQUEST_STATUS, key, value, headers)
+    code = dead_lettered(federation, "gateway", o)[o]
+    assert code == {"unsigned": "signature", "tampered payload": "signature",
+                    "signed by a centre the request was never sent to": "unauthorised",
+                    "centre_id of the assigned centre, signed by another": "unauthorised"}[how]
     now = stub.GetRequest(gw.GetRequestRequest(request_id=req.request_id), timeout=5).request
-    assert now.state == rq.REQUEST_STATE_ACCEPTED and "forged" not in now.result_certificate
+    assert now.state == rq.REQUEST_STATE_ACCEPTED and not now.HasField("certificate")
 
 
 # ---- a centre's inbox ----------------------------------------------------------------------------------
@@ -256,8 +292,8 @@ def test_forged_work_in_a_centres_inbox_is_refused(federation, raw, how):
         value, headers = sealed(federation, f"centre-{A}", inbox, rid, _routed(B, rid), producer=A)
     else:  # a genuine gateway record for A's inbox, copied into B's (the signature names A's topic)
         value, headers = sealed(federation, "gateway", topics.inbox(A), rid, _routed(A, rid), producer="gateway")
-    put(raw, inbox, rid, value, headers)
-    settle()
+    o = put(raw, inbox, rid, value, headers)
+    assert dead_lettered(federation, f"centre-{B}", o)[o] in ("signature", "unauthorised")
     items = federation.centre_as(B).ListInbox(cs.ListInboxRequest(), timeout=5).items
     assert rid not in {i.request_id for i in items}
 
@@ -273,8 +309,8 @@ def test_an_event_signed_by_a_revoked_key_is_refused(federation, raw, accepted):
     federation.home.revoke_key(kid)  # … turns out to be compromised
     try:
         settle(1.2)  # services re-read the trust document within a second
-        put(raw, topics.REQUEST_STATUS, req.request_id, value, headers)
-        settle()
+        o = put(raw, topics.REQUEST_STATUS, req.request_id, value, headers)
+        assert dead_lettered(federation, "gateway", o) == {o: "signature"}
         now = stub.GetRequest(gw.GetRequestRequest(request_id=req.request_id), timeout=5).request
         assert now.state == rq.REQUEST_STATE_ACCEPTED
     finally:

@@ -87,7 +87,9 @@ def sign_as(federation, party: str, topic: str, key: str | None, value: bytes | 
     from metrofed.trust.signing import Signer
     from metrofed.v1 import events_pb2
 
-    federation.home.enrol(party, "gateway" if party == "gateway" else "centre")
+    if not federation.home.store().is_enrolled(party):
+        federation.home.enrol(party, "gateway" if party == "gateway" else "centre")
+        time.sleep(1.2)  # running services re-read the trust document at most once a second
     signer = Signer.from_file(party, federation.home.signing_key_file(party))
     producer = party.removeprefix("centre-")
     if value is None:

@@ -31,6 +31,7 @@ from infra.federation import SEED_DIR, Federation
 from metrofed import client, protoconv
 from metrofed.bus import topics
 from metrofed.bus.admin import ensure_topics
+from metrofed.domain.access import Role
 from metrofed.seed import load_seed_file
 from metrofed.v1 import capability_pb2 as cp
 from metrofed.v1 import centre_service_pb2 as cs
@@ -69,7 +70,7 @@ def fuzz_federation(tmp_path_factory, pki):
         fed.wait_ready(f"centre-{CENTRE}", timeout=120)
         fed.start_gateway()
         fed.wait_ready("gateway", timeout=120)
-        wait_for_catalog(client.gateway(fed.procs["gateway"].endpoint), 1, timeout=60)
+        wait_for_catalog(fed.gateway_as("fuzz", Role.OPERATOR), 1, timeout=60)
         yield fed
     finally:
         if fed is not None:
@@ -321,6 +322,29 @@ class Tally:
                 self.bad.append(f"{what}: INVALID_ARGUMENT without a field first or too long: {details!r}"[:600])
 
 
+FUZZ_ENTERPRISE = "fuzz-enterprise"
+
+
+class ByPolicy:
+    """A service's stub that calls each RPC with a credential whose role may call it (the policy of
+    metrofed/trust/policy.py), so the inputs reach the validation behind the authorization: an enterprise at
+    the gateway, the centre's own staff at the centre, an operator for what only operators do."""
+
+    def __init__(self, fed, service: str):
+        from metrofed.trust.policy import POLICY
+
+        self._policy, self._prefix = POLICY, f"/metrofed.v1.{'GatewayService' if service == 'gateway' else 'CentreService'}/"
+        if service == "gateway":
+            self._stubs = {Role.ENTERPRISE: fed.gateway_as(FUZZ_ENTERPRISE), Role.OPERATOR: fed.gateway_as("fuzz", Role.OPERATOR)}
+        else:
+            self._stubs = {Role.CENTRE: fed.centre_as(CENTRE), Role.OPERATOR: fed.centre_as(CENTRE, Role.OPERATOR, "fuzz")}
+
+    def __getattr__(self, method: str):
+        allowed = self._policy[self._prefix + method]
+        role = next(r for r in (Role.ENTERPRISE, Role.CENTRE, Role.OPERATOR) if r in allowed and r in self._stubs)
+        return getattr(self._stubs[role], method)
+
+
 def send_batch(stubs, batch, tally: Tally, timeout: float = 20.0) -> None:
     futures = []
     for service_name, method, msg in batch:
@@ -341,7 +365,7 @@ def test_no_input_gets_unknown_or_internal_from_either_api(fuzz_federation):
     fed = fuzz_federation
     gw_endpoint = fed.procs["gateway"].endpoint
     centre_endpoint = fed.procs[f"centre-{CENTRE}"].endpoint
-    stubs = {"gateway": client.gateway(gw_endpoint), "centre": client.centre(centre_endpoint)}
+    stubs = {"gateway": ByPolicy(fed, "gateway"), "centre": ByPolicy(fed, "centre")}
     real_ids = [stubs["gateway"].SubmitRequest(gw.SubmitRequestRequest(
         enterprise_id="fuzz-enterprise", need=pressure_need(max_mpa=m)), timeout=20).request.request_id
         for m in (5, 10, 20)]
@@ -360,7 +384,8 @@ def test_no_input_gets_unknown_or_internal_from_either_api(fuzz_federation):
     typed = tally.sent
     typed_seconds = time.monotonic() - started
 
-    raw_channels = {"gateway": client.channel(gw_endpoint), "centre": client.channel(centre_endpoint)}
+    raw_channels = {"gateway": client.channel(gw_endpoint, fed.credential(Role.ENTERPRISE, FUZZ_ENTERPRISE)),
+                    "centre": client.channel(centre_endpoint, fed.credential(Role.CENTRE, CENTRE))}
     full = {"gateway": "metrofed.v1.GatewayService", "centre": "metrofed.v1.CentreService"}
 
     @settings(max_examples=RAW_EXAMPLES, deadline=None, database=None, phases=[Phase.generate],
@@ -417,7 +442,7 @@ def still_works(stubs) -> None:
     need = rq.Need(instrument_type="sound level meter", range=rq.MeasuringRange(min=40, max=120, unit="dB"),
                    tolerance=rq.Tolerance(kind=rq.TOLERANCE_KIND_ABSOLUTE, value=1.0, unit="dB"),
                    service_kind=cm.SERVICE_KIND_CALIBRATION)
-    req = stubs["gateway"].SubmitRequest(gw.SubmitRequestRequest(enterprise_id="after-fuzz", need=need),
+    req = stubs["gateway"].SubmitRequest(gw.SubmitRequestRequest(need=need),
                                          timeout=20).request
     assert req.assigned_centre_id == CENTRE, req
     wait_for_state(stubs["gateway"], req.request_id, rq.REQUEST_STATE_ACCEPTED, timeout=60)

@@ -31,8 +31,7 @@ from pathlib import Path
 from infra.devstack import KafkaBroker
 from infra.faults import (IN_FLIGHT, first_settled_per_centre, high_pressure_need, kill_broker, submit_many,
                           wait_settled)
-from infra.federation import SEED_DIR, Federation
-from metrofed import client
+from infra.federation import SEED_DIR, Federation, TenantGateway
 from metrofed.bus import topics
 from metrofed.bus.admin import ensure_topics
 from metrofed.v1 import centre_service_pb2 as cs
@@ -56,7 +55,7 @@ def start_federation(broker: KafkaBroker, workdir: Path, centres: tuple[str, ...
     fed.wait_ready(*[f"centre-{c}" for c in centres], timeout=180)
     fed.start_gateway()
     fed.wait_ready("gateway", timeout=180)
-    stub = client.gateway(fed.procs["gateway"].endpoint, ca=ca_of(broker))
+    stub = TenantGateway(fed)  # each enterprise with its own credential
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -84,8 +83,7 @@ def start_broker(workdir: Path) -> KafkaBroker:
 def catalog_probe(fed: Federation, stub, centre_id: str, since: float, timeout: float = 60) -> float | None:
     """Revises one capability at ``centre_id`` and returns the seconds from ``since`` until the gateway's
     search shows the new version (None after ``timeout``)."""
-    centre = client.centre(fed.procs[f"centre-{centre_id}"].endpoint,
-                           ca=fed.ca.ca_cert_path if fed.ca is not None else None)
+    centre = fed.centre_as(centre_id)
     deadline = time.monotonic() + timeout
     revised = None
     while revised is None and time.monotonic() < deadline:

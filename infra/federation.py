@@ -207,3 +207,34 @@ class Federation:
                 except ProcessLookupError:
                     pass
                 proc.popen.wait(10)
+
+
+class TenantGateway:
+    """The gateway as many enterprises at once, for load and fault tests: a call that names an enterprise
+    (``SubmitRequest``, ``ListRequests``) goes out with *that* enterprise's own credential, anything else as
+    an operator. The server checks every call as usual; this only saves a test from holding a stub per
+    tenant. Follows the gateway to a new port after a restart."""
+
+    _BY_ENTERPRISE = ("SubmitRequest", "ListRequests")
+
+    def __init__(self, fed: "Federation", name: str = "gateway"):
+        self._fed, self._name = fed, name
+        self._stubs: dict[tuple[str, Role, str], object] = {}
+        self._endpoint = ""
+
+    def _stub(self, role: Role, subject: str):
+        self._endpoint = self._fed.procs[self._name].endpoint or self._endpoint
+        key = (self._endpoint, role, subject)
+        if key not in self._stubs:
+            self._stubs[key] = client.gateway(self._endpoint, self._fed.credential(role, subject),
+                                              ca=self._fed._ca_file)
+        return self._stubs[key]
+
+    def __getattr__(self, method: str):
+        def call(request, *args, **kwargs):
+            if method in self._BY_ENTERPRISE and request.enterprise_id:
+                stub = self._stub(Role.ENTERPRISE, request.enterprise_id)
+            else:
+                stub = self._stub(Role.OPERATOR, "tests")
+            return getattr(stub, method)(request, *args, **kwargs)
+        return call

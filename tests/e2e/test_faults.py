@@ -24,8 +24,7 @@ import pytest
 from infra.devstack import KafkaBroker
 from infra.faults import (MIXED_NEEDS, Batch, audit, high_pressure_need, kill_broker, pressure_need, snapshot, submit_many, wait_consistent,
                           wait_settled)
-from infra.federation import SEED_DIR, Federation
-from metrofed import client
+from infra.federation import SEED_DIR, Federation, TenantGateway
 from metrofed.bus import topics
 from metrofed.bus.admin import ensure_topics
 from metrofed.v1 import gateway_service_pb2 as gw
@@ -63,22 +62,19 @@ def fed(broker, tmp_path_factory):
         f.wait_ready(*[f"centre-{c}" for c in E2E_CENTRES], timeout=180)
         f.start_gateway()
         f.wait_ready("gateway", timeout=180)
-        wait_for_catalog(client.gateway(f.procs["gateway"].endpoint), len(E2E_CENTRES), timeout=60)
+        wait_for_catalog(TenantGateway(f), len(E2E_CENTRES), timeout=60)
         yield f
     finally:
         f.stop()
 
 
-_stubs: dict[str, object] = {}
+_tenants: dict[int, TenantGateway] = {}
 
 
-def stub_of(fed: Federation):
-    """The gateway's stub; while a restarted gateway has not announced its new port yet, the old one (the
-    call fails UNAVAILABLE and is retried)."""
-    endpoint = fed.procs["gateway"].endpoint or next(reversed(_stubs), "")
-    if endpoint not in _stubs:
-        _stubs[endpoint] = client.gateway(endpoint)
-    return _stubs[endpoint]
+def stub_of(fed: Federation) -> TenantGateway:
+    """The gateway, each enterprise calling with its own credential; while a restarted gateway has not
+    announced its new port yet, the old one (the call fails UNAVAILABLE and is retried)."""
+    return _tenants.setdefault(id(fed), TenantGateway(fed))
 
 
 class Submitter(threading.Thread):

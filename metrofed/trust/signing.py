@@ -34,25 +34,23 @@ _ROOT_DOMAIN = b"metrofed.v1 event batch\x00"
 MAX_PATH = 32  # a batch of up to 2**32 records
 
 
-def _field(h, value: bytes) -> None:
-    h.update(struct.pack(">I", len(value)))
-    h.update(value)
+_LEN = struct.Struct(">I").pack
+_TIME = struct.Struct(">qi").pack
 
 
 def leaf(topic: str, key: bytes | None, event_id: str, event_type: str, producer: str, occurred_ns: int,
          schema_version: int, payload: bytes | None, withdrawn_version: int | None = None) -> bytes:
-    """The hash a seal covers. A tombstone (``payload`` None) covers the version it withdraws, so an old
-    withdrawal replayed after a re-publication cannot remove the newer version."""
-    h = hashlib.sha256(_LEAF)
-    _field(h, topic.encode())
-    _field(h, b"\xff" if key is None else b"k" + key)
-    _field(h, event_id.encode())
-    _field(h, event_type.encode())
-    _field(h, producer.encode())
-    h.update(struct.pack(">qi", occurred_ns, schema_version))
-    _field(h, (b"t" + str(withdrawn_version if withdrawn_version is not None else -1).encode()) if payload is None
-           else b"p" + payload)
-    return h.digest()
+    """The hash a seal covers: each field length-prefixed, so no two field lists hash alike. A tombstone
+    (``payload`` None) covers the version it withdraws, so an old withdrawal replayed after a
+    re-publication cannot remove the newer version. (One join and one hash call: this runs for every
+    record of a catalog rebuild.)"""
+    body = (b"t" + str(withdrawn_version if withdrawn_version is not None else -1).encode() if payload is None
+            else b"p" + payload)
+    k = b"\xff" if key is None else b"k" + key
+    t, e, ty, pr = topic.encode(), event_id.encode(), event_type.encode(), producer.encode()
+    return hashlib.sha256(b"".join((
+        _LEAF, _LEN(len(t)), t, _LEN(len(k)), k, _LEN(len(e)), e, _LEN(len(ty)), ty, _LEN(len(pr)), pr,
+        _TIME(occurred_ns, schema_version), _LEN(len(body)), body))).digest()
 
 
 def _node(left: bytes, right: bytes) -> bytes:

@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         submit, e2e, not_accepted = [], [], 0
         for i in range(args.requests):
             t0 = time.perf_counter()
-            req = enterprises[i % 50].SubmitRequest(gw.SubmitRequestRequest(need=NEED), timeout=10).request
+            req = enterprises[i % 50].SubmitRequest(gw.SubmitRequestRequest(enterprise_id=f"bench-{i % 50}", need=NEED),
+                                                    timeout=10).request
             submit.append(time.perf_counter() - t0)
             deadline = t0 + 10
             while True:
